@@ -1,0 +1,187 @@
+"""Feature cache: log-mels of a corpus computed once into a memory-mapped float16 array.
+
+CPU training must not be bound by decoding, so each clip's (unnormalised) log-mel is stored once
+in ``features.f16`` (all clips concatenated along time) with an ``index.json`` of offsets. The
+cache folder is named by a key over the frontend config and the corpus fingerprint, so changing
+either builds a new cache. A cache is built in a temporary folder and renamed into place only
+when complete, with ``index.json`` written last: an interrupted build never reads as valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from pocketear.audio.io import AudioError, AudioSkippedWarning, load_audio
+from pocketear.data.corpus import Corpus
+from pocketear.frontends.logmel import LogMel, LogMelConfig, compute_stats
+
+CACHE_VERSION = 1
+_FRONTEND: LogMel | None = None
+
+
+def cache_key(corpus: Corpus, cfg: LogMelConfig) -> str:
+    """Key of the cache for ``corpus`` under frontend ``cfg``."""
+    raw = f"v{CACHE_VERSION}:{cfg.key()}:{corpus.fingerprint()}:{len(corpus)}"
+    return hashlib.sha1(raw.encode()).hexdigest()[:16]
+
+
+def _init_worker(cfg: dict) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    global _FRONTEND
+    _FRONTEND = LogMel(LogMelConfig.from_dict(cfg)).eval()
+
+
+def _featurise(path: str) -> tuple[str, np.ndarray | None, str]:
+    """Log-mel (T, F) float16 of one file, or None and the reason it was skipped."""
+    import torch
+
+    assert _FRONTEND is not None
+    try:
+        wave = load_audio(path, _FRONTEND.cfg.sample_rate)
+    except AudioError as err:
+        return path, None, str(err)
+    with torch.no_grad():
+        mel = _FRONTEND(torch.from_numpy(wave)[None], normalise=False)[0, 0].numpy()
+    if not np.isfinite(mel).all():
+        return path, None, f"{path}: log-mel is not finite; re-encode the file"
+    return path, mel.astype(np.float16), ""
+
+
+@dataclass
+class FeatureCache:
+    """A finished cache: ``cache[i]`` is the float32 log-mel ``(T, F)`` of entry ``i``."""
+
+    root: Path
+    index: dict
+
+    @classmethod
+    def open(cls, root: str | os.PathLike[str]) -> FeatureCache:
+        root = Path(root)
+        index_path = root / "index.json"
+        if not index_path.is_file():
+            raise FileNotFoundError(f"{root}: not a finished feature cache (no index.json); "
+                                    "rebuild it with `pocketear cache`")
+        index = json.loads(index_path.read_text())
+        if index.get("version") != CACHE_VERSION:
+            raise ValueError(f"{root}: cache version {index.get('version')} is not "
+                             f"{CACHE_VERSION}; delete the folder to rebuild it")
+        expected = index["total_frames"] * index["n_mels"] * 2
+        actual = (root / "features.f16").stat().st_size
+        if actual != expected:
+            raise ValueError(f"{root}/features.f16 has {actual} bytes, expected {expected}; "
+                             "delete the folder to rebuild the cache")
+        return cls(root, index)
+
+    def __post_init__(self) -> None:
+        total, n_mels = self.index["total_frames"], self.index["n_mels"]
+        self._data = np.memmap(self.root / "features.f16", dtype=np.float16, mode="r",
+                               shape=(max(total, 1), n_mels)) if total else np.zeros((0, n_mels))
+        self.offsets = np.asarray([e["offset"] for e in self.index["entries"]], dtype=np.int64)
+        self.lengths = np.asarray([e["frames"] for e in self.index["entries"]], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.index["entries"])
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        o, n = self.offsets[i], self.lengths[i]
+        return np.asarray(self._data[o : o + n], dtype=np.float32)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for i in range(len(self)):
+            yield self[i]
+
+    @property
+    def paths(self) -> list[str]:
+        return [e["path"] for e in self.index["entries"]]
+
+    @property
+    def frontend_config(self) -> LogMelConfig:
+        return LogMelConfig.from_dict(self.index["frontend"])
+
+    @property
+    def mean(self) -> np.ndarray:
+        return np.asarray(self.index["mean"], dtype=np.float32)
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.asarray(self.index["std"], dtype=np.float32)
+
+    @property
+    def skipped(self) -> list[list[str]]:
+        return self.index["skipped"]
+
+
+def build_cache(
+    corpus: Corpus,
+    out_dir: str | os.PathLike[str],
+    cfg: LogMelConfig | None = None,
+    workers: int = 2,
+    progress: bool = True,
+) -> FeatureCache:
+    """Log-mels of every decodable file of ``corpus`` under ``out_dir/<key>``; reused if present.
+
+    Undecodable files are warned about once each, skipped and listed in the index.
+    """
+    cfg = cfg or LogMelConfig()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / cache_key(corpus, cfg)
+    if (final / "index.json").is_file():
+        try:
+            return FeatureCache.open(final)
+        except (ValueError, OSError, json.JSONDecodeError):
+            shutil.rmtree(final, ignore_errors=True)  # damaged: rebuild below
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=out_dir))
+    try:
+        entries, skipped = [], []
+        offset = 0
+        n_mels = cfg.n_mels
+        with open(tmp / "features.f16", "wb") as f, ProcessPoolExecutor(
+            max_workers=max(1, workers), initializer=_init_worker, initargs=(cfg.to_dict(),)
+        ) as pool:
+            results = pool.map(_featurise, corpus.paths, chunksize=8)
+            bar = tqdm(results, total=len(corpus), desc="log-mel cache", unit="file",
+                       disable=not progress)
+            for i, (path, mel, reason) in enumerate(bar):
+                if mel is None:
+                    warnings.warn(f"skipped: {reason}", AudioSkippedWarning, stacklevel=2)
+                    skipped.append([path, reason])
+                    continue
+                f.write(mel.tobytes())
+                entries.append({"path": path, "item": i, "offset": offset, "frames": len(mel)})
+                offset += len(mel)
+        if not entries:
+            raise ValueError(f"{corpus.source}: none of the {len(corpus)} files could be decoded")
+        data = np.memmap(tmp / "features.f16", dtype=np.float16, mode="r", shape=(offset, n_mels))
+        chunks = (np.asarray(data[i : i + 65536], np.float32) for i in range(0, offset, 65536))
+        mean, std = compute_stats(chunks)
+        del data
+        index = {
+            "version": CACHE_VERSION, "key": final.name, "source": corpus.source,
+            "frontend": cfg.to_dict(), "n_mels": n_mels, "total_frames": offset,
+            "entries": entries, "skipped": skipped,
+            "mean": np.asarray(mean).tolist(), "std": np.asarray(std).tolist(),
+        }
+        (tmp / "index.json.part").write_text(json.dumps(index))
+        os.replace(tmp / "index.json.part", tmp / "index.json")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return FeatureCache.open(final)

@@ -1,0 +1,116 @@
+"""The Python API that mirrors the CLI: ``pocketear.pretrain(...)`` and ``pocketear.load(ckpt)``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pocketear.encoders.base import Encoder
+from pocketear.frontends.logmel import LogMel
+from pocketear.train.build import build_encoder, build_frontend
+from pocketear.train.checkpoint import load_checkpoint
+
+
+def pad_frames(logmel: torch.Tensor, frames: int) -> torch.Tensor:
+    """Pad a ``(T, F)`` log-mel at the end to at least ``frames`` frames with its minimum
+    (silence), the same policy the task samplers use."""
+    if logmel.shape[0] >= frames:
+        return logmel
+    fill = logmel.min() if logmel.numel() else torch.tensor(0.0)
+    pad = fill.expand(frames - logmel.shape[0], logmel.shape[1])
+    return torch.cat([logmel, pad])
+
+
+def segment(logmel: torch.Tensor, frames: int, hop: int | None = None) -> torch.Tensor:
+    """Windows ``(S, frames, F)`` of a ``(T, F)`` log-mel (hop defaults to ``frames``); the last
+    window is aligned to the end so no audio is dropped."""
+    hop = hop or frames
+    x = pad_frames(logmel, frames)
+    starts = list(range(0, x.shape[0] - frames + 1, hop))
+    if starts[-1] + frames < x.shape[0]:
+        starts.append(x.shape[0] - frames)
+    return torch.stack([x[s : s + frames] for s in starts])
+
+
+class Pretrained:
+    """A trained encoder with its frontend and normalisation, ready to embed audio."""
+
+    def __init__(self, frontend: LogMel, encoder: Encoder, config: dict[str, Any],
+                 source: str = "") -> None:
+        self.frontend = frontend.eval()
+        self.encoder = encoder.eval()
+        self.config = config
+        self.source = source
+
+    @property
+    def sample_rate(self) -> int:
+        return self.frontend.cfg.sample_rate
+
+    @property
+    def embed_dim(self) -> int:
+        return self.encoder.embed_dim
+
+    def logmel(self, audio: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Normalised log-mel ``(T, F)`` of a mono waveform at ``sample_rate``."""
+        wave = torch.as_tensor(np.asarray(audio, dtype=np.float32))
+        with torch.no_grad():
+            return self.frontend(wave[None])[0, 0]
+
+    @torch.no_grad()
+    def embed_segments(self, logmel: torch.Tensor, hop: int | None = None,
+                       batch: int = 64) -> np.ndarray:
+        """Embeddings ``(S, D)`` of consecutive encoder windows of a normalised log-mel."""
+        windows = segment(torch.as_tensor(logmel), self.encoder.input_frames, hop)
+        out = [self.encoder.embed(windows[i : i + batch, None]) for i in
+               range(0, len(windows), batch)]
+        return torch.cat(out).numpy()
+
+    def embed(self, audio: str | os.PathLike[str] | np.ndarray | torch.Tensor) -> np.ndarray:
+        """Clip embedding ``(D,)``: the mean of the window embeddings of a file or waveform."""
+        if isinstance(audio, str | os.PathLike):
+            from pocketear.audio.io import load_audio
+
+            audio = load_audio(audio, self.sample_rate)
+        return self.embed_segments(self.logmel(audio)).mean(axis=0)
+
+
+def load(checkpoint: str | os.PathLike[str]) -> Pretrained:
+    """Load a checkpoint file or run folder (safely: ``weights_only=True``)."""
+    state = load_checkpoint(checkpoint)
+    cfg = state["config"]
+    frontend = build_frontend(cfg)
+    frontend.load_state_dict(state["frontend"])
+    encoder = build_encoder(cfg)
+    prefix = "encoder."
+    encoder.load_state_dict({k[len(prefix):]: v for k, v in state["task"].items()
+                             if k.startswith(prefix)})
+    return Pretrained(frontend, encoder, cfg, source=state["path"])
+
+
+def pretrain(
+    task: str,
+    data: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    encoder: str = "mobile_100",
+    config: str | os.PathLike[str] | None = None,
+    steps: int | None = None,
+    epochs: float | None = None,
+    overrides: list[str] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Same as ``pocketear pretrain``; returns the run summary."""
+    from pocketear.train.config import load_config
+    from pocketear.train.loop import pretrain as run
+
+    sets = [f"task.name={task}", f"encoder.name={encoder}", f"data.source={Path(data)}"]
+    if steps is not None:
+        sets.append(f"train.steps={steps}")
+    if epochs is not None:
+        sets.append(f"train.epochs={epochs}")
+    cfg = load_config(config, [*sets, *(overrides or [])])
+    return run(cfg, out, resume=resume, progress=progress)
