@@ -23,7 +23,7 @@ class Encoder(nn.Module):
         raise NotImplementedError
 
     def pool(self, frames: torch.Tensor) -> torch.Tensor:
-        """Clip-level pooling over time declared by the encoder (``max``, ``mean`` or ``meanmax``)."""
+        """Clip-level pooling over time declared by the encoder (max, mean or meanmax)."""
         if self.pooling == "max":
             return frames.amax(dim=1)
         if self.pooling == "mean":
