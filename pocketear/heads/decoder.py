@@ -1,0 +1,59 @@
+"""A small transposed-convolution decoder: embedding → log-mel slice ``(S, F)``.
+
+Audio2Vec's decoder (Tagliasacchi et al. 2019): it mirrors the encoder, going from the embedding
+back to a spectrogram slice, and is discarded after pretraining, so it is kept small.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class SliceDecoder(nn.Module):
+    """Embedding ``(B, D)`` → log-mel slice ``(B, frames, n_mels)``.
+
+    A linear layer maps the embedding to a coarse ``(C0, ⌈S/2^k⌉, ⌈F/2^k⌉)`` grid, then
+    ``k = len(channels)`` blocks of [ConvTranspose2d(4, stride 2) → BatchNorm → ReLU] double
+    the time and frequency resolution, a 3×3 convolution maps to one channel (linear output:
+    normalised log-mel is signed) and the result is cropped to exactly ``(S, F)``, so any slice
+    size works.
+    BatchNorm keeps the activations at unit scale through the upsampling stack; without it the
+    default initialisation shrinks them layer by layer and the decoder starts out very slowly.
+
+    Args:
+        in_dim: embedding size ``D`` (or ``2N·D`` for concatenated context embeddings).
+        frames: ``S``, frames of the slice to reconstruct.
+        n_mels: ``F``, mel bins of the slice.
+        channels: channels of the coarse grid and of each upsampling block (halving is typical).
+    """
+
+    def __init__(
+        self, in_dim: int, frames: int, n_mels: int, channels: Sequence[int] = (32, 16, 8)
+    ) -> None:
+        super().__init__()
+        channels = tuple(int(c) for c in channels)
+        if not channels:
+            raise ValueError("channels must name at least one block")
+        self.frames, self.n_mels = frames, n_mels
+        scale = 2 ** len(channels)
+        self.grid = (channels[0], math.ceil(frames / scale), math.ceil(n_mels / scale))
+        self.project = nn.Linear(in_dim, math.prod(self.grid))
+        blocks: list[nn.Module] = [nn.BatchNorm2d(channels[0]), nn.ReLU()]
+        outs = (*channels[1:], channels[-1])
+        for cin, cout in zip(channels, outs, strict=True):
+            blocks += [
+                nn.ConvTranspose2d(cin, cout, kernel_size=4, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(),
+            ]
+        self.upsample = nn.Sequential(*blocks)
+        self.out = nn.Conv2d(outs[-1], 1, kernel_size=3, padding=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.project(z).view(z.shape[0], *self.grid)
+        x = self.out(self.upsample(x))
+        return x[:, 0, : self.frames, : self.n_mels]
