@@ -1,1 +1,17 @@
-"""frontends."""
+"""Frontends: waveform → features, as export-safe ``nn.Module`` s (DESIGN §3).
+
+Importing this package registers them (``pocketear.create("frontend", "logmel")``).
+"""
+
+from pocketear.frontends.logmel import LogMel, LogMelConfig, compute_stats, export_onnx
+from pocketear.frontends.mel import hz_to_mel, mel_filterbank, mel_to_hz
+
+__all__ = [
+    "LogMel",
+    "LogMelConfig",
+    "compute_stats",
+    "export_onnx",
+    "hz_to_mel",
+    "mel_filterbank",
+    "mel_to_hz",
+]

@@ -1,0 +1,173 @@
+"""Embedding extraction with an on-disk cache: one encoder pass per (model, dataset).
+
+Why: every probe, shot count and seed reads the same frozen embeddings, so they are computed
+once and stored as ``.npz`` (no pickle) under a key over the model's weights, the corpus
+fingerprint and the segmenting settings; a changed checkpoint or corpus gets a new file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from pocketear.data.cache import FeatureCache, build_cache
+from pocketear.data.corpus import Corpus
+from pocketear.frontends.logmel import LogMelConfig
+from pocketear.model import Pretrained
+
+EMB_VERSION = 1
+
+
+@dataclass
+class Embeddings:
+    """Segment embeddings of the decodable clips of a corpus.
+
+    Attributes:
+        segments: ``(sum S_i, D)`` float32, clip after clip.
+        offsets: ``(N + 1,)``; clip ``j``'s segments are ``segments[offsets[j]:offsets[j+1]]``.
+        items: ``(N,)`` corpus row of clip ``j`` (undecodable rows are absent).
+    """
+
+    segments: np.ndarray
+    offsets: np.ndarray
+    items: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def dim(self) -> int:
+        return int(self.segments.shape[1])
+
+    def clip(self, j: int) -> np.ndarray:
+        """Segments ``(S_j, D)`` of clip ``j``."""
+        return self.segments[self.offsets[j]: self.offsets[j + 1]]
+
+    def gather(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Segments of clips ``clips`` (positions) and, per segment, its index into ``clips``."""
+        parts = [self.clip(int(j)) for j in clips]
+        owner = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
+        x = np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
+        return x, owner
+
+    def clip_means(self, clips: np.ndarray | None = None) -> np.ndarray:
+        """Clip embeddings ``(n, D)``: the mean of each clip's segments."""
+        clips = np.arange(len(self)) if clips is None else clips
+        return np.stack([self.clip(int(j)).mean(axis=0) for j in clips]) if len(clips) else \
+            np.zeros((0, self.dim), np.float32)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write atomically as ``.npz`` (plain arrays only)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, segments=self.segments, offsets=self.offsets, items=self.items)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Embeddings:
+        with np.load(path, allow_pickle=False) as z:
+            return cls(z["segments"].astype(np.float32), z["offsets"].astype(np.int64),
+                       z["items"].astype(np.int64))
+
+
+def model_key(model: Pretrained) -> str:
+    """Hash of everything in the model that changes its embeddings (weights, stats, config)."""
+    h = hashlib.sha1()
+    h.update(json.dumps(model.frontend.cfg.to_dict(), sort_keys=True).encode())
+    h.update(type(model.encoder).__name__.encode())
+    for prefix, module in (("f.", model.frontend), ("e.", model.encoder)):
+        for name, t in module.state_dict().items():
+            h.update((prefix + name).encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def logmels(corpus: Corpus, cache_dir: str | os.PathLike[str], cfg: LogMelConfig,
+            workers: int = 2, progress: bool = True) -> FeatureCache:
+    """Unnormalised log-mels of ``corpus`` (built once, shared by every method)."""
+    return build_cache(corpus, Path(cache_dir) / "logmel", cfg, workers=workers,
+                       progress=progress)
+
+
+def cache_items(cache: FeatureCache) -> np.ndarray:
+    """Corpus row of each cache entry."""
+    return np.asarray([e["item"] for e in cache.index["entries"]], dtype=np.int64)
+
+
+def normaliser(model: Pretrained) -> tuple[np.ndarray, np.ndarray]:
+    """The frontend's per-bin (mean, std); identity when the frontend holds no stats."""
+    fe = model.frontend
+    if bool(fe.normalised):
+        return fe.mean.detach().numpy().copy(), fe.std.detach().numpy().copy()
+    return np.zeros(fe.cfg.n_mels, np.float32), np.ones(fe.cfg.n_mels, np.float32)
+
+
+def extract(
+    model: Pretrained,
+    corpus: Corpus,
+    cache_dir: str | os.PathLike[str],
+    hop: int | None = None,
+    key: str | None = None,
+    workers: int = 2,
+    progress: bool = True,
+    desc: str = "embeddings",
+) -> Embeddings:
+    """Segment embeddings of every decodable clip of ``corpus``, from the cache when present.
+
+    Args:
+        model: encoder with its frontend (normalisation stats are applied here).
+        corpus: the clips.
+        cache_dir: folder holding ``logmel/`` and ``emb/`` caches.
+        hop: hop between encoder windows in frames (default: the window, no overlap).
+        key: model identity; default :func:`model_key` of ``model``.
+        workers: log-mel processes.
+        progress: show progress bars.
+        desc: progress-bar label.
+    """
+    frames = int(model.encoder.input_frames)
+    raw = json.dumps({
+        "v": EMB_VERSION, "model": key or model_key(model), "corpus": corpus.fingerprint(),
+        "n": len(corpus), "frontend": model.frontend.cfg.key(), "frames": frames, "hop": hop,
+    }, sort_keys=True)
+    path = Path(cache_dir) / "emb" / f"{hashlib.sha1(raw.encode()).hexdigest()[:20]}.npz"
+    if path.is_file():
+        try:
+            return Embeddings.load(path)
+        except (OSError, ValueError, KeyError):
+            path.unlink(missing_ok=True)  # damaged: recompute below
+    feats = logmels(corpus, cache_dir, model.frontend.cfg, workers, progress)
+    mean, std = normaliser(model)
+    model.encoder.eval()
+    parts, offsets = [], [0]
+    for i in tqdm(range(len(feats)), desc=desc, unit="clip", disable=not progress, leave=False):
+        x = torch.from_numpy((feats[i] - mean) / std)
+        seg = np.asarray(model.embed_segments(x, hop=hop), dtype=np.float32)
+        parts.append(seg)
+        offsets.append(offsets[-1] + len(seg))
+    emb = Embeddings(np.concatenate(parts), np.asarray(offsets, np.int64), cache_items(feats))
+    emb.save(path)
+    return emb
+
+
+def logmel_stats(cache: FeatureCache) -> Embeddings:
+    """The ``logmel-stats`` baseline: per clip, mean and std of each log-mel bin (2F dims)."""
+    rows = []
+    for i in range(len(cache)):
+        x = cache[i]
+        rows.append(np.concatenate([x.mean(axis=0), x.std(axis=0)]))
+    seg = np.stack(rows).astype(np.float32)
+    return Embeddings(seg, np.arange(len(seg) + 1, dtype=np.int64), cache_items(cache))

@@ -1,0 +1,232 @@
+"""Evaluation suites: named sets of labelled tasks, and labelled manifests as one-task suites.
+
+A suite only says *what* to classify (clips, labels, splits, groups); the runner decides how
+(embeddings, probes, baselines). A new suite is one file: subclass :class:`Suite`, implement
+``tasks(data_dir, progress)`` and decorate it with ``@register("suite", name)``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pocketear.data.corpus import Corpus, ManifestError
+from pocketear.evaluate.splits import (
+    SPLITS,
+    check_class_counts,
+    check_split_values,
+    group_split,
+    stratified_split,
+)
+from pocketear.registry import available, create, register
+
+DEFAULT_DATA_DIR = Path("~/.cache/pocketear/suites").expanduser()
+MINUTES_ENV = "POCKETEAR_SYNTH_MINUTES"
+
+
+@dataclass
+class EvalTask:
+    """One classification task: clips, their labels and their train/valid/test split.
+
+    Attributes:
+        name: task name (a column of the results table).
+        corpus: the clips; row ``i`` has label ``labels[i]`` and split ``split[i]``.
+        labels: class name of every clip.
+        split: ``train``, ``valid`` or ``test`` for every clip.
+        groups: optional group (e.g. speaker) of every clip, kept for reporting.
+    """
+
+    name: str
+    corpus: Corpus
+    labels: list[str]
+    split: list[str]
+    groups: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.corpus)
+        if len(self.labels) != n or len(self.split) != n or (
+                self.groups is not None and len(self.groups) != n):
+            raise ValueError(f"task {self.name}: labels/split/groups must have one entry per clip")
+        self.split = check_split_values(self.split, f"task {self.name}")
+
+    @property
+    def classes(self) -> list[str]:
+        """Sorted class names; the class id of a label is its position here."""
+        return sorted(set(self.labels))
+
+    def targets(self) -> np.ndarray:
+        """Class id of every clip."""
+        ids = {c: i for i, c in enumerate(self.classes)}
+        return np.asarray([ids[y] for y in self.labels], dtype=np.int64)
+
+    def indices(self, split: str) -> np.ndarray:
+        """Clip indices of one split."""
+        return np.asarray([i for i, s in enumerate(self.split) if s == split], dtype=np.int64)
+
+    def subset(self, keep: np.ndarray) -> EvalTask:
+        """The task restricted to clip indices ``keep`` (e.g. dropping undecodable files)."""
+        keep = [int(i) for i in keep]
+        return EvalTask(
+            self.name, Corpus([self.corpus[i] for i in keep], self.corpus.source,
+                              self.corpus.columns),
+            [self.labels[i] for i in keep], [self.split[i] for i in keep],
+            None if self.groups is None else [self.groups[i] for i in keep])
+
+    def chance(self) -> float:
+        """Test accuracy of always answering the most frequent training class."""
+        train = Counter(self.labels[i] for i in self.indices("train"))
+        test = [self.labels[i] for i in self.indices("test")]
+        if not train or not test:
+            return 0.0
+        top = max(sorted(train), key=lambda c: train[c])
+        return sum(y == top for y in test) / len(test)
+
+    def summary(self) -> dict[str, Any]:
+        """The ``tasks`` entry of results.json."""
+        return {
+            "n_train": len(self.indices("train")), "n_valid": len(self.indices("valid")),
+            "n_test": len(self.indices("test")), "classes": self.classes,
+            "chance": self.chance(),
+        }
+
+
+class Suite:
+    """A named list of evaluation tasks."""
+
+    name: str = ""
+
+    def tasks(self, data_dir: str | os.PathLike[str] | None = None,
+              progress: bool = True) -> list[EvalTask]:
+        """Prepare (download, generate or open) the data under ``data_dir``; return the tasks."""
+        raise NotImplementedError
+
+
+@register("suite", "synthetic")
+class SyntheticSuite(Suite):
+    """Built-in synthetic world (no download): word, speaker, instrument, pitch, scene.
+
+    Args:
+        minutes: audio of the generated corpus (half of it labelled 1 s events); default 6 or
+            the ``POCKETEAR_SYNTH_MINUTES`` environment variable.
+        seed: corpus seed.
+        workers: generator processes.
+    """
+
+    name = "synthetic"
+
+    def __init__(self, minutes: float | None = None, seed: int = 0, workers: int = 2) -> None:
+        if minutes is None:
+            minutes = float(os.environ.get(MINUTES_ENV, "6"))
+        self.minutes, self.seed, self.workers = float(minutes), int(seed), int(workers)
+
+    def folder(self, data_dir: str | os.PathLike[str] | None = None) -> Path:
+        """Where the corpus lives: ``data_dir/synthetic`` at the defaults."""
+        root = Path(data_dir).expanduser() if data_dir else DEFAULT_DATA_DIR
+        name = "synthetic" if (self.minutes, self.seed) == (6.0, 0) else \
+            f"synthetic-{self.minutes:g}min-seed{self.seed}"
+        return root / name
+
+    def tasks(self, data_dir: str | os.PathLike[str] | None = None,
+              progress: bool = True) -> list[EvalTask]:
+        from pocketear.data.synth.corpus import SYNTH_TASKS, write_corpus
+
+        manifest = write_corpus(self.folder(data_dir), minutes=self.minutes, seed=self.seed,
+                                workers=self.workers, progress=progress)
+        events = Corpus.from_manifest(manifest).filter(kind="event")
+        out = []
+        for task, (domain, column) in SYNTH_TASKS.items():
+            rows = events.filter(domain=domain)
+            labels, split = rows.column(column), rows.column("split")
+            # a small corpus may miss a class in train or test: leave such classes out
+            pairs = set(zip(labels, split, strict=True))
+            usable = {y for y in labels if y and (y, "train") in pairs and (y, "test") in pairs}
+            if len(usable) < len(set(labels) - {""}):
+                warnings.warn(f"synthetic suite ({self.minutes:g} min): task {task} leaves out "
+                              f"{len(set(labels) - usable - {''})} class(es) that lack a train or "
+                              "test clip; use more minutes", stacklevel=2)
+            if len(usable) < 2:
+                continue
+            keep = [i for i, y in enumerate(labels) if y in usable]
+            rows = Corpus([rows[i] for i in keep], rows.source, rows.columns)
+            out.append(EvalTask(task, rows, [labels[i] for i in keep],
+                                check_split_values(rows.column("split"), str(manifest)),
+                                rows.column("speaker") if domain == "speech" else None))
+        if not out:
+            raise ValueError(f"{manifest}: the synthetic corpus ({self.minutes:g} min) is too "
+                             "small for any task; use minutes >= 2")
+        return out
+
+
+class ManifestSuite(Suite):
+    """Any labelled manifest (``path,label[,split][,group]``) as a one-task suite.
+
+    Without a ``split`` column the clips get a seeded stratified 60/20/20 split; with a group
+    column the split keeps groups (e.g. speakers) disjoint.
+
+    Args:
+        path: CSV/TSV manifest.
+        label: column holding the class.
+        group: column holding the group; default ``group`` when the manifest has one.
+        split: column holding train/valid/test; used when present.
+        seed: seed of the generated split.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], label: str = "label",
+                 group: str | None = None, split: str = "split", seed: int = 0) -> None:
+        self.path = Path(path)
+        self.label, self.group, self.split_column, self.seed = label, group, split, seed
+        self.name = self.path.stem
+
+    def tasks(self, data_dir: str | os.PathLike[str] | None = None,
+              progress: bool = True) -> list[EvalTask]:
+        corpus = Corpus.open(self.path)
+        source = corpus.source
+        if self.label not in corpus.columns:
+            what = "no 'label' column" if self.label == "label" else \
+                f"unknown column {self.label!r}"
+            raise ManifestError(
+                f"{source}: {what} (columns: {', '.join(['path', *corpus.columns])}); a labelled "
+                "manifest needs a header like 'path,label[,split][,group]'")
+        labels = corpus.column(self.label)
+        empty = [i + 2 for i, y in enumerate(labels) if not y]
+        if empty:
+            raise ManifestError(f"{source}, line {empty[0]}: empty {self.label!r}; every clip "
+                                f"needs a label ({len(empty)} row(s) lack one)")
+        check_class_counts(labels, source)
+        group_col = self.group or ("group" if "group" in corpus.columns else None)
+        groups = corpus.column(group_col) if group_col else None
+        if self.split_column in corpus.columns:
+            split = check_split_values(corpus.column(self.split_column), source)
+            for s in ("train", "test"):
+                if s not in split:
+                    raise ManifestError(f"{source}: no clip has split '{s}'; a task needs train "
+                                        "and test clips")
+        elif groups is not None:
+            split = group_split(labels, groups, self.seed, source=source)
+        else:
+            split = stratified_split(labels, self.seed)
+        return [EvalTask(self.name, corpus, labels, split, groups)]
+
+
+def resolve_suite(suite: str | Suite, **options: Any) -> Suite:
+    """A registered suite by name, or a labelled manifest by path."""
+    if isinstance(suite, Suite):
+        return suite
+    names = available("suite")
+    if suite in names:
+        return create("suite", suite, **options)
+    path = Path(suite).expanduser()
+    if path.exists() or path.suffix.lower() in (".csv", ".tsv"):
+        return ManifestSuite(path, **options)
+    raise ManifestError(f"unknown suite {suite!r}: registered suites are {', '.join(names)}; or "
+                        "pass a labelled manifest (CSV/TSV with columns path,label[,split]"
+                        "[,group])")
+
+
+__all__ = ["SPLITS", "EvalTask", "ManifestSuite", "Suite", "SyntheticSuite", "resolve_suite"]
