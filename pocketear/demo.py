@@ -3,7 +3,8 @@
 Writes the synthetic corpus, pretrains a small ``mobile`` encoder with one of the seed paper's
 pretext tasks on the long-form recordings (labels unused), evaluates its frozen embeddings on the
 synthetic suite against the baselines (log-mel statistics, the same encoder randomly initialised,
-the same encoder trained supervised), prints the table and writes the HTML report.
+the same encoder trained supervised), prints the table and writes the HTML report. Re-running
+reuses the corpus and a finished pretraining run (``--fresh`` retrains).
 """
 
 from __future__ import annotations
@@ -13,40 +14,44 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULTS = {"task": "temporal_gap", "encoder": "mobile_050", "steps": 300, "minutes": 6.0}
+DEFAULTS = {"task": "temporal_gap", "encoder": "mobile_100", "steps": 1000, "minutes": 30.0}
 
 
 def run(out: Path, task: str, encoder: str, steps: int, minutes: float, seeds: int,
         resume: bool = True) -> Path:
-    from pocketear.data.synth.corpus import write_corpus
     from pocketear.evaluate.report import write_report
     from pocketear.evaluate.runner import evaluate
+    from pocketear.evaluate.suites import SyntheticSuite
     from pocketear.train.config import load_config
     from pocketear.train.loop import pretrain
 
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    manifest = out / "synthetic" / "manifest.csv"
-    if not manifest.exists():
-        print(f"[1/4] writing the synthetic corpus ({minutes:g} min of audio) to {manifest.parent}")
-        write_corpus(manifest.parent, minutes=minutes, seed=0)
+    suite = SyntheticSuite(minutes=minutes)
+    manifest = suite.folder(out) / "manifest.csv"
+    print(f"[1/4] the synthetic corpus ({minutes:g} min of audio) in {manifest.parent}")
+    suite.tasks(out, progress=True)
     run_dir = out / "runs" / task
     ckpt = run_dir / "checkpoints" / "last.pt"
     if ckpt.exists() and resume:
-        print(f"[2/4] reusing the pretrained encoder in {run_dir}")
+        print(f"[2/4] reusing the pretrained encoder in {run_dir} (--fresh retrains)")
     else:
         print(f"[2/4] pretraining {encoder} with {task} on the long-form recordings "
               f"({steps} steps, labels unused)")
+        if ckpt.exists():
+            import shutil
+
+            shutil.rmtree(run_dir)
         cfg = load_config(None, [
             f"task.name={task}", f"encoder.name={encoder}", f"data.source={manifest}",
             "data.where.kind=longform", f"data.cache_dir={out / '.cache'}",
-            f"train.steps={steps}", "optim.batch_size=32",
+            f"train.steps={steps}",
         ])
         pretrain(cfg, run_dir)
     print(f"[3/4] evaluating frozen embeddings on the synthetic suite ({seeds} seeds, "
           "with baselines)")
     eval_dir = out / "eval"
-    evaluate([str(ckpt)], "synthetic", str(eval_dir), probes=("linear",), seeds=seeds,
+    evaluate([str(ckpt)], suite, str(eval_dir), probes=("linear",), seeds=seeds,
              baselines=True, data_dir=str(out), progress=True)
     report = write_report(eval_dir)
     print(f"[4/4] report: {report}  (total {time.perf_counter() - t0:.0f} s)")
@@ -54,7 +59,8 @@ def run(out: Path, task: str, encoder: str, steps: int, minutes: float, seeds: i
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pocketear.demo", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m pocketear.demo", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default demo)")
     p.add_argument("--task", default=DEFAULTS["task"], help="pretext task")
     p.add_argument("--encoder", default=DEFAULTS["encoder"], help="encoder")

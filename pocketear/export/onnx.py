@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import tempfile
@@ -172,6 +173,9 @@ def export_graph(pre: Pretrained, path: str | os.PathLike[str], opset: int | Non
     dims = ({0: torch.export.Dim("batch", min=1), 1: torch.export.Dim("samples", min=1)},)
     kwargs: dict[str, Any] = {} if opset is None else {"opset_version": int(opset)}
     path = Path(path)
+    # the exporter logs one warning per torchvision op it cannot register (torchvision is not
+    # installed here, by design); they say nothing about this model
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (example,), str(path), dynamo=True, dynamic_shapes=dims,

@@ -145,7 +145,8 @@ def pretrain(cfg: dict[str, Any], out: str | Path, resume: bool = False,
         done = step + 1
         if done % tcfg["log_every"] == 0 or done == total:
             rate = examples / (time.perf_counter() - t0)
-            last_logs = {**{k: float(v) for k, v in logs.items()}, "loss": float(loss),
+            last_logs = {**{k: float(torch.as_tensor(v).detach()) for k, v in logs.items()},
+                         "loss": float(loss.detach()),
                          "lr": scheduler.get_last_lr()[0], "grad_norm": float(grad_norm),
                          "examples_per_s": rate, "epoch": epoch}
             if done % tcfg["monitor_every"] == 0 or done == total:
@@ -154,7 +155,7 @@ def pretrain(cfg: dict[str, Any], out: str | Path, resume: bool = False,
                 last_logs["emb_std"] = embedding_std(emb)
                 last_logs["eff_rank"] = effective_rank(emb)
             writer.log(done, last_logs)
-            bar.set_postfix(loss=f"{float(loss):.4f}", ex_s=f"{rate:.0f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", ex_s=f"{rate:.0f}")
         if done % tcfg["ckpt_every"] == 0 and done < total:
             checkpoint(done)
     checkpoint(total)

@@ -1,0 +1,95 @@
+"""The four seed-paper pretext tasks on the built-in ``synthetic`` suite, against the baselines.
+
+Usage::
+
+    .venv/bin/python benchmarks/synthetic.py --json out/synthetic.json \
+        [--minutes 30] [--steps 1000] [--encoder mobile_100] [--seeds 3] [--tasks a,b,...]
+
+Writes the synthetic corpus (``--minutes`` of audio, half labelled 1 s events, half 10–30 s
+long-form recordings), pretrains every task on the long-form half only (labels unused), then
+evaluates every checkpoint in **one** ``evaluate`` call, so the baselines (log-mel statistics, the
+same encoder randomly initialised, the same encoder trained supervised) are measured on the same
+splits with the same seeds. Runs are resumable: an existing run folder is reused. BENCHMARKS §1:
+a task "works" when it beats both logmel-stats and random-init on the suite average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import machine_info, write_json  # noqa: E402
+
+PAPER_TASKS = ("audio2vec_cbow", "audio2vec_skipgram", "temporal_gap", "triplet")
+
+
+def pretrain_all(tasks: list[str], manifest: Path, out: Path, encoder: str, steps: int,
+                 batch: int, seed: int) -> dict[str, dict[str, Any]]:
+    """Pretrain (or reuse) one run per task; returns per-task wall time and final loss."""
+    from pocketear.train.checkpoint import load_checkpoint
+    from pocketear.train.config import load_config
+    from pocketear.train.loop import pretrain
+
+    info = {}
+    for task in tasks:
+        run = out / "runs" / task
+        ckpt = run / "checkpoints" / "last.pt"
+        t0 = time.perf_counter()
+        if ckpt.exists() and int(load_checkpoint(ckpt)["step"]) >= steps:
+            print(f"reusing {run}")
+            summary: dict[str, Any] = {}
+        else:
+            cfg = load_config(None, [
+                f"task.name={task}", f"encoder.name={encoder}", f"data.source={manifest}",
+                "data.where.kind=longform", f"data.cache_dir={out / '.cache'}",
+                f"train.steps={steps}", f"optim.batch_size={batch}", f"train.seed={seed}"])
+            summary = pretrain(cfg, run, resume=ckpt.exists())
+        info[task] = {"checkpoint": str(ckpt), "seconds": time.perf_counter() - t0,
+                      "final_loss": summary.get("final", {}).get("loss")}
+    return info
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--json", required=True, help="write the results here")
+    p.add_argument("--out", type=Path, default=Path("out/bench_synthetic"),
+                   help="work folder (corpus, runs, evaluation)")
+    p.add_argument("--minutes", type=float, default=30.0)
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--encoder", default="mobile_100")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--probes", default="linear,knn")
+    p.add_argument("--tasks", default=",".join(PAPER_TASKS))
+    args = p.parse_args(argv)
+
+    from pocketear.evaluate.runner import evaluate
+    from pocketear.evaluate.suites import SyntheticSuite
+
+    t0 = time.perf_counter()
+    suite = SyntheticSuite(minutes=args.minutes)
+    suite.tasks(args.out, progress=True)  # writes the corpus once
+    manifest = suite.folder(args.out) / "manifest.csv"
+    tasks = [t for t in args.tasks.split(",") if t]
+    runs = pretrain_all(tasks, manifest, args.out, args.encoder, args.steps, args.batch, 0)
+    results = evaluate([r["checkpoint"] for r in runs.values()], suite, args.out / "eval",
+                       probes=args.probes.split(","), seeds=args.seeds, baselines=True,
+                       data_dir=args.out, progress=True)
+    from pocketear.evaluate.report import write_report
+
+    write_report(args.out / "eval")
+    res = {"machine": machine_info(), "config": vars(args) | {"out": str(args.out)},
+           "pretrain": runs, "results": results["results"], "tasks": results["tasks"],
+           "seconds_total": time.perf_counter() - t0}
+    write_json(args.json, res)
+    print(f"-> {args.json}; report {args.out / 'eval' / 'report.html'}")
+    return res
+
+
+if __name__ == "__main__":
+    main()

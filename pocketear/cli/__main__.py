@@ -1,0 +1,5 @@
+import sys
+
+from pocketear.cli import main
+
+sys.exit(main())

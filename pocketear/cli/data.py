@@ -1,0 +1,146 @@
+"""Data commands: ``list``, ``synth``, ``prepare``, ``cache``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pocketear.cli.core import command
+
+LIST_KINDS = {"encoders": "encoder", "tasks": "task", "augmentations": "augmentation",
+              "suites": "suite", "recipes": "recipe", "probes": "probe", "frontends": "frontend"}
+
+
+# --- list ---------------------------------------------------------------------------------
+def _list_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("kind", nargs="?", choices=sorted(LIST_KINDS), help="what to list (all if "
+                   "omitted)")
+
+
+@command("list", _list_args)
+def _list(args: argparse.Namespace) -> int:
+    """List everything registered: encoders (with size and cost), tasks, suites, recipes, ..."""
+    from pocketear.registry import available, create, describe
+
+    kinds = [args.kind] if args.kind else list(LIST_KINDS)
+    for plural in kinds:
+        kind = LIST_KINDS[plural]
+        names = available(kind)
+        print(f"{plural}:")
+        if not names:
+            print("  (none registered yet)")
+        for name in names:
+            extra = ""
+            if kind == "encoder":
+                enc = create("encoder", name)
+                extra = (f"  {enc.params / 1e3:8.1f} k params  "
+                         f"{enc.macs_per_second() / 1e6:8.1f} M MACs/s audio")
+            print(f"  {name:<22}{extra}  {describe(kind, name)}")
+    return 0
+
+
+# --- synth --------------------------------------------------------------------------------
+def _synth_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("out_dir", type=Path, help="folder for the WAV files and manifest.csv")
+    p.add_argument("--minutes", type=float, default=6.0, help="total audio (default 6)")
+    p.add_argument("--seed", type=int, default=0, help="corpus seed (deterministic)")
+    p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+
+
+@command("synth", _synth_args)
+def _synth(args: argparse.Namespace) -> int:
+    """Write the built-in synthetic corpus (speech, music, scenes; events + long-form).
+
+    Labelled 1 s events (word, speaker, instrument, pitch, scene) for evaluation and 10-30 s
+    long-form recordings for pretraining, with manifest.csv; deterministic for a seed.
+    """
+    from pocketear.data.synth.corpus import write_corpus
+
+    manifest = write_corpus(args.out_dir, minutes=args.minutes, seed=args.seed,
+                            workers=args.workers)
+    print(f"wrote {manifest}")
+    return 0
+
+
+# --- prepare ------------------------------------------------------------------------------
+def _prepare_args(p: argparse.ArgumentParser) -> None:
+    from pocketear.data.recipes import recipe_options
+    from pocketear.data.recipes.base import COMMON_OPTIONS
+    from pocketear.registry import available
+
+    p.add_argument("recipe", help="dataset recipe (`pocketear list recipes`)")
+    p.add_argument("--source", required=True,
+                   help="URL, downloaded archive or extracted folder (comma-separated for "
+                        "datasets in several archives)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (manifests, "
+                   "downloads/, extracted/)")
+    p.add_argument("--opt", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                   help="recipe option (repeatable; listed below)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    lines = ["options of every recipe:"]
+    lines += [f"  {key}: {text}" for key, text in COMMON_OPTIONS.items()]
+    lines.append("recipe options:")
+    for name in available("recipe"):
+        for key, text in recipe_options(name).items():
+            if key not in COMMON_OPTIONS:
+                lines.append(f"  {name:<16} {key}: {text}")
+    p.epilog = "\n".join(lines)
+
+
+@command("prepare", _prepare_args)
+def _prepare(args: argparse.Namespace) -> int:
+    """Prepare a standard dataset into a manifest with its official splits.
+
+    Works from a URL or, with no internet, from an archive or folder already on disk; verifies
+    published checksums, extracts safely (no absolute paths, '..' or outside links), resumes an
+    interrupted run, and writes manifest.csv (path,label,split[,group]) last.
+    """
+    from pocketear.data.recipes import prepare
+
+    options = {}
+    for item in args.options:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--opt {item!r}: expected KEY=VALUE")
+        options[key.strip()] = value
+    result = prepare(args.recipe, args.source, args.out, progress=not args.no_progress,
+                     **options)
+    for variant, path in (result.items() if isinstance(result, dict) else [("", result)]):
+        print(f"wrote {path}" + (f"  ({variant})" if variant else ""))
+    return 0
+
+
+# --- cache --------------------------------------------------------------------------------
+def _cache_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", help="folder of audio or CSV/TSV manifest")
+    p.add_argument("--out", type=Path, required=True, help="cache folder")
+    p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="frontend option, e.g. --set n_mels=40 (repeatable)")
+
+
+@command("cache", _cache_args)
+def _cache(args: argparse.Namespace) -> int:
+    """Compute the log-mel feature cache of a corpus (reused by later commands).
+
+    Optional: pretrain and evaluate build it when missing. Keyed by the frontend config and the
+    corpus's files, so a change builds a new cache rather than reading a stale one.
+    """
+    import dataclasses
+
+    from omegaconf import OmegaConf
+
+    from pocketear.data.cache import build_cache
+    from pocketear.data.corpus import Corpus
+    from pocketear.frontends.logmel import LogMelConfig
+
+    fields = {f.name for f in dataclasses.fields(LogMelConfig)}
+    given = OmegaConf.to_container(OmegaConf.from_dotlist(args.overrides))
+    unknown = set(given) - fields  # type: ignore[arg-type]
+    if unknown:
+        raise ValueError(f"unknown frontend option(s) {sorted(unknown)}; known: {sorted(fields)}")
+    cfg = LogMelConfig(**given)  # type: ignore[arg-type]
+    cache = build_cache(Corpus.open(args.data), args.out, cfg, workers=args.workers)
+    print(f"cache {cache.root}: {len(cache)} clips, {cache.index['total_frames']} frames, "
+          f"skipped {len(cache.skipped)} file(s)")
+    return 0

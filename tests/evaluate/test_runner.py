@@ -1,0 +1,131 @@
+"""The evaluation runner end to end: a checkpoint and the baselines on one manifest suite."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pocketear.data.corpus import ManifestError
+from pocketear.evaluate.baselines import TrainBudget
+from pocketear.evaluate.runner import evaluate
+from pocketear.evaluate.suites import SyntheticSuite, resolve_suite
+from tests.conftest import write_tone
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+SMALL = TrainBudget(steps=6, batch_size=8, eval_every=3, patience=1)
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Low vs high tones (8 + 8 clips, 1.5 s) with a manifest, and a 2-step tiny checkpoint."""
+    from pocketear.train.config import load_config
+    from pocketear.train.loop import pretrain
+
+    root = tmp_path_factory.mktemp("runner")
+    rows = []
+    for i in range(16):
+        label = "low" if i % 2 else "high"
+        freq = (200 + 15 * i) if label == "low" else (2500 + 60 * i)
+        path = write_tone(root / "audio" / f"{label}{i}.wav", freq, seconds=1.5, seed=i)
+        split = ["train", "train", "valid", "test"][(i // 2) % 4]
+        rows.append({"path": path.relative_to(root).as_posix(), "label": label, "split": split})
+    manifest = root / "labels.csv"
+    with manifest.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["path", "label", "split"])
+        writer.writeheader()
+        writer.writerows(rows)
+    cfg = load_config(None, ["task.name=triplet", "encoder.name=mobile_tiny",
+                             f"data.source={root / 'audio'}", "train.steps=2",
+                             "optim.batch_size=4", "data.workers=1"])
+    pretrain(cfg, root / "run", progress=False)
+    return {"root": root, "manifest": manifest, "run": root / "run"}
+
+
+@pytest.fixture(scope="module")
+def results(labelled: dict[str, Any]) -> dict[str, Any]:
+    return evaluate([str(labelled["run"])], str(labelled["manifest"]), labelled["root"] / "eval",
+                    probes=("linear", "knn"), shots=(1,), seeds=2, baselines=True,
+                    progress=False, workers=1, budget=SMALL)
+
+
+def test_results_cover_every_method_probe_shot_and_seed(results: dict[str, Any],
+                                                        labelled: dict[str, Any]) -> None:
+    assert set(results["methods"]) == {"triplet", "logmel-stats", "random-init", "supervised"}
+    assert results["methods"]["triplet"]["kind"] == "pretrained"
+    keys = {(r["method"], r["probe"], r["shots"]) for r in results["results"]}
+    for m in results["methods"]:
+        for probe in ("linear", "knn"):
+            for shots in (None, 1):
+                assert (m, probe, shots) in keys
+    for r in results["results"]:
+        assert len(r["values"]) == 2 and r["mean"] == pytest.approx(np.mean(r["values"]))
+        assert 0.0 <= r["mean"] <= 1.0
+    summary = results["tasks"]["labels"]
+    assert (summary["n_train"], summary["n_valid"], summary["n_test"]) == (8, 4, 4)
+    saved = json.loads((labelled["root"] / "eval" / "results.json").read_text())
+    assert saved["results"] == results["results"]
+    assert (labelled["root"] / "eval" / "results.csv").read_text().count("\n") > 8
+    assert "logmel-stats" in (labelled["root"] / "eval" / "table.txt").read_text()
+
+
+def test_logmel_stats_row_equals_a_probe_fitted_by_hand(results: dict[str, Any],
+                                                         labelled: dict[str, Any]) -> None:
+    """The runner's bookkeeping (clip order, splits, labels) against a direct computation."""
+    from pocketear.data.corpus import Corpus
+    from pocketear.evaluate.features import logmel_stats, logmels
+    from pocketear.evaluate.probes import LinearProbe, Segments
+    from pocketear.frontends.logmel import LogMelConfig
+
+    corpus = Corpus.open(labelled["manifest"])
+    feats = logmels(corpus, labelled["root"] / "hand", LogMelConfig(), workers=1,
+                    progress=False)
+    emb = logmel_stats(feats)
+    labels, split = corpus.column("label"), corpus.column("split")
+    y = np.asarray([["high", "low"].index(labels[i]) for i in emb.items])
+    sel = {s: np.asarray([j for j, i in enumerate(emb.items) if split[i] == s])
+           for s in ("train", "valid", "test")}
+    seg = {s: Segments(emb.segments[idx], np.arange(len(idx)), y[idx]) for s, idx in sel.items()}
+    acc = LinearProbe().fit(seg["train"], seg["valid"], 2).accuracy(seg["test"])
+    row = next(r for r in results["results"] if (r["method"], r["probe"], r["shots"])
+               == ("logmel-stats", "linear", None))
+    assert row["values"] == [acc, acc]
+
+
+def test_kshot_rows_use_one_clip_per_class_and_vary_with_seed(results: dict[str, Any]) -> None:
+    # a 1-shot random-init probe gets a different train clip and a different encoder per seed
+    row = next(r for r in results["results"] if (r["method"], r["probe"], r["shots"])
+               == ("random-init", "linear", 1))
+    assert len(row["values"]) == 2
+
+
+def test_confusion_and_maps_are_saved(results: dict[str, Any]) -> None:
+    conf = results["confusion"]["triplet/labels/linear"]
+    assert conf["labels"] == ["high", "low"] and np.asarray(conf["matrix"]).sum() == 4
+    assert len(results["embeddings_2d"]["triplet/labels"]["x"]) == 4
+
+
+def test_unknown_probe_and_empty_run_are_refused(labelled: dict[str, Any],
+                                                 tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown probe 'svm'"):
+        evaluate([], str(labelled["manifest"]), tmp_path, probes=("svm",), progress=False)
+    with pytest.raises(ValueError, match="nothing to evaluate"):
+        evaluate([], str(labelled["manifest"]), tmp_path, baselines=False, progress=False)
+
+
+def test_unknown_suite_names_the_choices(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match="registered suites are .*synthetic"):
+        resolve_suite("no-such-suite")
+
+
+def test_synthetic_suite_has_its_five_tasks(tmp_path: Path) -> None:
+    tasks = SyntheticSuite(minutes=3.0).tasks(tmp_path, progress=False)
+    assert [t.name for t in tasks] == ["word", "speaker", "instrument", "pitch", "scene"]
+    for t in tasks:
+        assert {"train", "test"} <= set(t.split) and len(t.classes) >= 2
+        assert len(t.labels) == len(t.corpus)
+    assert (tmp_path / "synthetic-3min-seed0" / "manifest.csv").is_file()
