@@ -36,6 +36,19 @@ def segment(logmel: torch.Tensor, frames: int, hop: int | None = None) -> torch.
     return torch.stack([x[s : s + frames] for s in starts])
 
 
+def time_parts(x: torch.Tensor | np.ndarray, parts: int) -> list:
+    """``parts`` consecutive, (nearly) equal time slices of a ``(T, F)`` log-mel; frames are
+    repeated when ``T < parts`` so every part holds at least one frame."""
+    n = x.shape[0]
+    bounds = np.linspace(0, n, parts + 1)
+    out = []
+    for k in range(parts):
+        lo = min(int(np.floor(bounds[k])), n - 1)
+        hi = max(int(np.floor(bounds[k + 1])), lo + 1)
+        out.append(x[lo:hi])
+    return out
+
+
 class Pretrained:
     """A trained encoder with its frontend and normalisation, ready to embed audio."""
 
@@ -68,6 +81,35 @@ class Pretrained:
         out = [self.encoder.embed(windows[i : i + batch, None]) for i in
                range(0, len(windows), batch)]
         return torch.cat(out).numpy()
+
+    @torch.no_grad()
+    def embed_clips(self, logmels: list[torch.Tensor], hop: int | None = None, parts: int = 0,
+                    batch: int = 256) -> list[np.ndarray]:
+        """Segment embeddings of many normalised log-mels, their windows batched together.
+
+        Args:
+            logmels: ``(T_i, F)`` log-mels.
+            hop: hop between windows in frames (default: the window).
+            parts: 0: ``(S_i, D)`` window embeddings per clip. ``k > 0``: ``(1, k·D)`` per
+                clip, the mean window embedding of each of ``k`` equal time parts, concatenated
+                (:func:`time_parts`).
+            batch: windows per encoder call.
+        """
+        frames = self.encoder.input_frames
+        pieces = [time_parts(x, parts) if parts else [x] for x in logmels]
+        windows = [segment(torch.as_tensor(p), frames, hop) for ps in pieces for p in ps]
+        if not windows:
+            return []
+        stacked = torch.cat(windows)
+        emb = torch.cat([self.encoder.embed(stacked[i : i + batch, None])
+                         for i in range(0, len(stacked), batch)]).numpy()
+        per_piece = np.split(emb, np.cumsum([len(w) for w in windows])[:-1])
+        out, k = [], 0
+        for ps in pieces:
+            mine, k = per_piece[k : k + len(ps)], k + len(ps)
+            out.append(np.concatenate([m.mean(axis=0) for m in mine])[None] if parts
+                       else mine[0])
+        return out
 
     def embed(self, audio: str | os.PathLike[str] | np.ndarray | torch.Tensor) -> np.ndarray:
         """Clip embedding ``(D,)``: the mean of the window embeddings of a file or waveform."""

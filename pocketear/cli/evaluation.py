@@ -28,6 +28,10 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
                    help="k-shot settings besides all labels, e.g. 1,5,10 (k train clips per "
                         "class, a new draw per seed)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per setting (default 3)")
+    p.add_argument("--views", default="clip",
+                   help="comma-separated label-free views, each its own rows for every method: "
+                        "clip (default), seg3 (pool over 3 time parts), group-std (standardise "
+                        "per group, e.g. speaker; tasks with groups only), seg3+group-std")
     p.add_argument("--baselines", action="store_true",
                    help="also measure logmel-stats, random-init and supervised on the same "
                         "splits")
@@ -37,7 +41,8 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--group", help="group column of a manifest suite (e.g. speaker): the "
                    "generated split keeps groups disjoint")
     p.add_argument("--data-dir", type=Path, help="where registered suites keep their data "
-                   "(default ~/.cache/pocketear/suites)")
+                   "(default ~/.cache/pocketear/suites); for fsdd: the FSDD folder, zip or "
+                   "prepared manifest")
     p.add_argument("--cache-dir", type=Path, help="embedding cache (default OUT/../.emb_cache)")
     p.add_argument("--out", type=Path, required=True, help="evaluation folder")
     p.add_argument("--workers", type=int, default=2, help="log-mel processes (default 2)")
@@ -64,7 +69,8 @@ def _evaluate(args: argparse.Namespace) -> int:
              probes=[p.strip() for p in args.probes.split(",") if p.strip()],
              shots=args.shots, seeds=args.seeds, baselines=args.baselines,
              data_dir=args.data_dir, fine_tune=args.fine_tune, progress=not args.no_progress,
-             cache_dir=args.cache_dir, workers=args.workers, echo=True)
+             cache_dir=args.cache_dir, workers=args.workers, echo=True,
+             views=[v.strip() for v in args.views.split(",") if v.strip()])
     print(f"results: {args.out / 'results.json'}  (pocketear report {args.out})")
     return 0
 

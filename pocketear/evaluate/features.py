@@ -21,9 +21,10 @@ from tqdm.auto import tqdm
 from pocketear.data.cache import FeatureCache, build_cache
 from pocketear.data.corpus import Corpus
 from pocketear.frontends.logmel import LogMelConfig
-from pocketear.model import Pretrained
+from pocketear.model import Pretrained, time_parts
 
 EMB_VERSION = 1
+CLIPS_PER_BATCH = 64  # clips whose windows go through the encoder together
 
 
 @dataclass
@@ -125,6 +126,7 @@ def extract(
     workers: int = 2,
     progress: bool = True,
     desc: str = "embeddings",
+    parts: int = 0,
 ) -> Embeddings:
     """Segment embeddings of every decodable clip of ``corpus``, from the cache when present.
 
@@ -137,11 +139,16 @@ def extract(
         workers: log-mel processes.
         progress: show progress bars.
         desc: progress-bar label.
+        parts: 0 (default): one embedding per encoder window. ``k > 0``: one vector per clip,
+            the concatenated clip embeddings of its ``k`` equal time parts (see
+            :func:`pocketear.model.time_parts`), the encoder's counterpart of
+            :func:`logmel_stats` ``parts``.
     """
     frames = int(model.encoder.input_frames)
     raw = json.dumps({
         "v": EMB_VERSION, "model": key or model_key(model), "corpus": corpus.fingerprint(),
         "n": len(corpus), "frontend": model.frontend.cfg.key(), "frames": frames, "hop": hop,
+        **({"parts": parts} if parts else {}),
     }, sort_keys=True)
     path = Path(cache_dir) / "emb" / f"{hashlib.sha1(raw.encode()).hexdigest()[:20]}.npz"
     if path.is_file():
@@ -152,22 +159,44 @@ def extract(
     feats = logmels(corpus, cache_dir, model.frontend.cfg, workers, progress)
     mean, std = normaliser(model)
     model.encoder.eval()
-    parts, offsets = [], [0]
-    for i in tqdm(range(len(feats)), desc=desc, unit="clip", disable=not progress, leave=False):
-        x = torch.from_numpy((feats[i] - mean) / std)
-        seg = np.asarray(model.embed_segments(x, hop=hop), dtype=np.float32)
-        parts.append(seg)
-        offsets.append(offsets[-1] + len(seg))
-    emb = Embeddings(np.concatenate(parts), np.asarray(offsets, np.int64), cache_items(feats))
+    chunks, offsets = [], [0]
+    with tqdm(total=len(feats), desc=desc, unit="clip", disable=not progress,
+              leave=False) as bar:
+        for lo in range(0, len(feats), CLIPS_PER_BATCH):
+            xs = [torch.from_numpy((feats[i] - mean) / std)
+                  for i in range(lo, min(lo + CLIPS_PER_BATCH, len(feats)))]
+            for seg in model.embed_clips(xs, hop=hop, parts=parts):
+                chunks.append(np.asarray(seg, dtype=np.float32))
+                offsets.append(offsets[-1] + len(seg))
+            bar.update(len(xs))
+    emb = Embeddings(np.concatenate(chunks), np.asarray(offsets, np.int64), cache_items(feats))
     emb.save(path)
     return emb
 
 
-def logmel_stats(cache: FeatureCache) -> Embeddings:
-    """The ``logmel-stats`` baseline: per clip, mean and std of each log-mel bin (2F dims)."""
+def logmel_stats(cache: FeatureCache, parts: int = 0) -> Embeddings:
+    """The ``logmel-stats`` baseline: per clip, mean and std of each log-mel bin (2F dims);
+    with ``parts = k``, those of each of ``k`` equal time parts, concatenated (2kF dims)."""
     rows = []
     for i in range(len(cache)):
         x = cache[i]
-        rows.append(np.concatenate([x.mean(axis=0), x.std(axis=0)]))
+        pieces = time_parts(x, parts) if parts else [x]
+        rows.append(np.concatenate([f(p, axis=0) for p in pieces for f in (np.mean, np.std)]))
     seg = np.stack(rows).astype(np.float32)
     return Embeddings(seg, np.arange(len(seg) + 1, dtype=np.int64), cache_items(cache))
+
+
+def group_standardise(emb: Embeddings, groups: np.ndarray) -> Embeddings:
+    """Standardise each clip's segments by the mean and std of all segments of its group.
+
+    Label-free (groups such as speakers are known at test time without labels), so it may be
+    applied to train and test clips alike; ``groups`` holds the group of each clip (position).
+    """
+    owner = np.repeat(np.arange(len(emb)), np.diff(emb.offsets))
+    seg_groups = np.asarray(groups)[owner]
+    out = np.empty_like(emb.segments)
+    for g in np.unique(seg_groups):
+        rows = seg_groups == g
+        x = emb.segments[rows].astype(np.float64)
+        out[rows] = (x - x.mean(0)) / np.maximum(x.std(0), 1e-6)
+    return Embeddings(out, emb.offsets, emb.items)

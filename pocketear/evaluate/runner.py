@@ -23,7 +23,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from pocketear.evaluate import baselines as bl
-from pocketear.evaluate.features import Embeddings, extract, logmels, normaliser
+from pocketear.evaluate.features import (
+    Embeddings,
+    extract,
+    group_standardise,
+    logmels,
+    normaliser,
+)
 from pocketear.evaluate.probes import Segments
 from pocketear.evaluate.splits import kshot_indices
 from pocketear.evaluate.suites import EvalTask, Suite, resolve_suite
@@ -33,6 +39,7 @@ from pocketear.model import Pretrained, load
 from pocketear.registry import available, create
 
 FINE_TUNE = "fine-tune"
+DEFAULT_VIEW = "clip"
 MAX_MAP_POINTS = 500
 
 
@@ -94,6 +101,33 @@ def _map2d(x: np.ndarray, labels: list[str]) -> dict[str, list]:
             "y": [round(float(v), 5) for v in xy[:, 1]], "labels": list(labels)}
 
 
+def parse_view(view: str) -> tuple[int, bool]:
+    """``clip`` | ``seg<k>`` | ``group-std`` | ``seg<k>+group-std`` → (parts, group_std).
+
+    Views are label-free ways of reading embeddings, applied to every method alike:
+    ``seg<k>`` pools each clip over ``k`` equal time parts (concatenated; for logmel-stats the
+    mean+std of each part), ``group-std`` standardises each clip by the statistics of its group
+    (e.g. its speaker's clips, train and test alike).
+    """
+    parts, group_std = 0, False
+    for token in view.split("+"):
+        if token == "clip":
+            continue
+        if token == "group-std":
+            group_std = True
+        elif token.startswith("seg") and token[3:].isdigit() and int(token[3:]) >= 1:
+            parts = int(token[3:])
+        else:
+            raise ValueError(f"unknown view {view!r}: use clip, seg<k> (e.g. seg3), group-std "
+                             "or seg<k>+group-std")
+    return parts, group_std
+
+
+def probe_label(probe: str, view: str) -> str:
+    """The probe column of results: the probe, and the view when it is not ``clip``."""
+    return probe if view == DEFAULT_VIEW else f"{probe}+{view}"
+
+
 class _TaskRun:
     """Everything measured on one task."""
 
@@ -109,19 +143,24 @@ class _TaskRun:
         cfg = reference.frontend.cfg if reference is not None else LogMelConfig()
         self.feats = logmels(task.corpus, ctx["cache_dir"], cfg, ctx["workers"], ctx["progress"])
         self.reference = reference or bl.default_reference(self.feats.mean, self.feats.std, cfg)
-        self.embs: dict[tuple[str, int], Embeddings] = {}
+        self.views = [v for v in ctx["views"] if task.groups is not None or not parse_view(v)[1]]
+        pools = sorted({parse_view(v)[0] for v in self.views})
+        self.embs: dict[tuple[str, int, int], Embeddings] = {}
         kw = {"workers": ctx["workers"], "progress": ctx["progress"]}
-        for m in methods:
-            if m.model is not None:
-                self.embs[m.name, 0] = extract(m.model, task.corpus, ctx["cache_dir"], **kw,
-                                               desc=f"{m.name} {task.name}")
-        if ctx["baselines"]:
-            self.embs["logmel-stats", 0] = bl.logmel_stats(self.feats)
-            for seed in range(ctx["seeds"]):
-                model = bl.random_init(self.reference, seed)
-                self.embs["random-init", seed] = extract(
-                    model, task.corpus, ctx["cache_dir"], **kw,
-                    desc=f"random-init/{seed} {task.name}")
+        for parts in pools:
+            tag = f" seg{parts}" if parts else ""
+            for m in methods:
+                if m.model is not None:
+                    self.embs[m.name, 0, parts] = extract(
+                        m.model, task.corpus, ctx["cache_dir"], **kw, parts=parts,
+                        desc=f"{m.name} {task.name}{tag}")
+            if ctx["baselines"]:
+                self.embs["logmel-stats", 0, parts] = bl.logmel_stats(self.feats, parts)
+                for seed in range(ctx["seeds"]):
+                    model = bl.random_init(self.reference, seed)
+                    self.embs["random-init", seed, parts] = extract(
+                        model, task.corpus, ctx["cache_dir"], **kw, parts=parts,
+                        desc=f"random-init/{seed} {task.name}{tag}")
         present = set(range(len(task.corpus)))
         for e in self.embs.values():
             present &= set(e.items.tolist())
@@ -134,15 +173,28 @@ class _TaskRun:
         self.n_classes = len(task.classes)
         cls = {c: i for i, c in enumerate(task.classes)}
         self.y = np.asarray([cls[v] for v in self.used.labels], dtype=np.int64)
-        self.train, self.valid, self.test = (self.used.indices(s)
-                                             for s in ("train", "valid", "test"))
+        self.folds = [tuple(self.used.indices(s, f) for s in ("train", "valid", "test"))
+                      for f in range(len(self.used.splits))]
+        self.test = self.folds[0][2]
         self.pos = {k: self._positions(e.items) for k, e in self.embs.items()}
+        if self.used.groups is not None:
+            groups = np.asarray(self.used.groups)
+            for (name, seed, parts), e in list(self.embs.items()):
+                # clip positions of the used rows, in ``e``'s order: group of each of e's clips
+                g = np.full(len(e), "", dtype=object)
+                g[self.pos[name, seed, parts]] = groups
+                self.embs[name, seed, -parts - 1] = group_standardise(e, g)
+                self.pos[name, seed, -parts - 1] = self.pos[name, seed, parts]
 
     def _positions(self, items: np.ndarray) -> np.ndarray:
         where = {int(r): j for j, r in enumerate(items)}
         return np.asarray([where[int(r)] for r in self.rows_used], dtype=np.int64)
 
-    def segments(self, key: tuple[str, int], sel: np.ndarray) -> Segments:
+    def _key(self, method: str, seed: int, view: str) -> tuple[str, int, int]:
+        parts, group_std = parse_view(view)
+        return (method, seed, -parts - 1 if group_std else parts)
+
+    def segments(self, key: tuple[str, int, int], sel: np.ndarray) -> Segments:
         x, owner = self.embs[key].gather(self.pos[key][sel])
         return Segments(x, owner, self.y[sel])
 
@@ -154,14 +206,15 @@ class _TaskRun:
         mean, std = normaliser(model)
         return [(feats[where[int(r)]] - mean) / std for r in self.rows_used]
 
-    def train_sel(self, shots: int | None, seed: int) -> np.ndarray:
-        return self.train if shots is None else kshot_indices(self.y, self.train, shots, seed)
+    def train_sel(self, train: np.ndarray, shots: int | None, seed: int) -> np.ndarray:
+        return train if shots is None else kshot_indices(self.y, train, shots, seed)
 
     # --- measurements -----------------------------------------------------------------
-    def record(self, method: str, probe: str, shots: int | None, values: list[float]) -> None:
+    def record(self, method: str, probe: str, view: str, shots: int | None,
+               values: list[float]) -> None:
         self.rows.append({
-            "method": method, "task": self.task.name, "probe": probe, "shots": shots,
-            "metric": "accuracy", "mean": float(np.mean(values)),
+            "method": method, "task": self.task.name, "probe": probe_label(probe, view),
+            "view": view, "shots": shots, "metric": "accuracy", "mean": float(np.mean(values)),
             "std": float(np.std(values)), "values": [float(v) for v in values]})
 
     def keep_confusion(self, method: str, probe: str, pred: np.ndarray) -> None:
@@ -169,64 +222,74 @@ class _TaskRun:
             "labels": self.task.classes,
             "matrix": _confusion(self.y[self.test], pred, self.n_classes)}
 
-    def probe_rows(self, method: str, probe_name: str, seeded: bool, bar: tqdm) -> None:
-        """One probe on one method's embeddings, every shot setting and seed."""
+    def probe_rows(self, method: str, probe_name: str, view: str, seeded: bool,
+                   bar: tqdm) -> None:
+        """One probe on one method's embeddings in one view, every shot setting and seed;
+        each value is the mean test accuracy over the task's folds."""
         ctx = self.ctx
         for shots in ctx["shots_all"]:
             values, memo = [], None
             for seed in range(ctx["seeds"]):
-                key = (method, seed if seeded else 0)
-                probe = create("probe", probe_name)
-                if memo is not None and not (seeded or probe.stochastic or shots is not None):
+                key = self._key(method, seed if seeded else 0, view)
+                if memo is not None and not (seeded or create("probe", probe_name).stochastic
+                                             or shots is not None):
                     values.append(memo)  # identical data and a deterministic fit
                     bar.update()
                     continue
-                train = self.segments(key, self.train_sel(shots, seed))
-                valid = self.segments(key, self.valid) if len(self.valid) else None
-                probe.fit(train, valid, self.n_classes, seed)
-                test = self.segments(key, self.test)
-                pred = probe.predict_clips(test).argmax(1)
-                values.append(float((pred == test.y).mean()))
+                accs = []
+                for f, (train, valid, test) in enumerate(self.folds):
+                    probe = create("probe", probe_name)
+                    segs = self.segments(key, self.train_sel(train, shots, seed))
+                    probe.fit(segs, self.segments(key, valid) if len(valid) else None,
+                              self.n_classes, seed)
+                    test_segs = self.segments(key, test)
+                    pred = probe.predict_clips(test_segs).argmax(1)
+                    accs.append(float((pred == test_segs.y).mean()))
+                    if f == 0 and seed == 0 and shots is None:
+                        self.keep_confusion(method, probe_label(probe_name, view), pred)
+                values.append(float(np.mean(accs)))
                 memo = values[-1]
-                if seed == 0 and shots is None:
-                    self.keep_confusion(method, probe_name, pred)
                 bar.update()
-            self.record(method, probe_name, shots, values)
+            self.record(method, probe_name, view, shots, values)
 
-    def end_to_end(self, method: str, start: Pretrained, fresh: bool, probes: list[str],
-                   bar: tqdm) -> list[dict[str, Any]]:
-        """Supervised (``fresh``: random init per seed) or fine-tuning runs; rows under each
-        name in ``probes`` (the same numbers, so every table shows the reference)."""
+    def end_to_end(self, method: str, start: Pretrained, fresh: bool,
+                   labels: list[tuple[str, str]], bar: tqdm) -> list[dict[str, Any]]:
+        """Supervised (``fresh``: random init per seed) or fine-tuning runs, every fold; rows
+        under each (probe, view) in ``labels`` (the same numbers, so every table shows the
+        reference)."""
         clips, runs = self.clips(start), []
         for shots in self.ctx["shots_all"]:
             values = []
             for seed in range(self.ctx["seeds"]):
-                encoder = (bl.random_init(start, seed).encoder if fresh
-                           else copy.deepcopy(start.encoder))
-                model, info = bl.train_end_to_end(
-                    encoder, clips, self.y, self.train_sel(shots, seed), self.valid,
-                    self.n_classes, seed, self.ctx["budget"])
-                pred = bl.predict_clips(model, clips, self.test).argmax(1)
-                values.append(float((pred == self.y[self.test]).mean()))
-                runs.append({"method": method, "task": self.task.name, "shots": shots,
-                             "seed": seed, "steps": info.steps, "seconds": info.seconds,
-                             "best_valid": info.best_valid})
-                if seed == 0 and shots is None:
-                    for p in probes:
-                        self.keep_confusion(method, p, pred)
-                    self.maps[f"{method}/{self.task.name}"] = _map2d(
-                        bl.embed_clips(model.encoder, clips, self.test),
-                        [self.used.labels[i] for i in self.test])
+                accs = []
+                for f, (train, valid, test) in enumerate(self.folds):
+                    encoder = (bl.random_init(start, seed).encoder if fresh
+                               else copy.deepcopy(start.encoder))
+                    model, info = bl.train_end_to_end(
+                        encoder, clips, self.y, self.train_sel(train, shots, seed), valid,
+                        self.n_classes, seed, self.ctx["budget"])
+                    pred = bl.predict_clips(model, clips, test).argmax(1)
+                    accs.append(float((pred == self.y[test]).mean()))
+                    runs.append({"method": method, "task": self.task.name, "shots": shots,
+                                 "seed": seed, "fold": f, "steps": info.steps,
+                                 "seconds": info.seconds, "best_valid": info.best_valid})
+                    if f == 0 and seed == 0 and shots is None:
+                        for probe, view in labels:
+                            self.keep_confusion(method, probe_label(probe, view), pred)
+                        self.maps[f"{method}/{self.task.name}"] = _map2d(
+                            bl.embed_clips(model.encoder, clips, test),
+                            [self.used.labels[i] for i in test])
+                values.append(float(np.mean(accs)))
                 bar.update()
-            for p in probes:
-                self.record(method, p, shots, values)
+            for probe, view in labels:
+                self.record(method, probe, view, shots, values)
         return runs
 
     def embedding_maps(self) -> None:
         labels = [self.used.labels[i] for i in self.test]
-        for (method, seed), emb in self.embs.items():
-            if seed == 0:
-                x = emb.clip_means(self.pos[method, seed][self.test])
+        for (method, seed, parts), emb in self.embs.items():
+            if seed == 0 and parts == 0:
+                x = emb.clip_means(self.pos[method, seed, parts][self.test])
                 self.maps[f"{method}/{self.task.name}"] = _map2d(x, labels)
 
 
@@ -247,6 +310,7 @@ def evaluate(
     workers: int = 2,
     budget: bl.TrainBudget | None = None,
     echo: bool | None = None,
+    views: tuple[str, ...] | list[str] = (DEFAULT_VIEW,),
 ) -> dict[str, Any]:
     """Evaluate checkpoints (files or run folders) on a suite against baselines.
 
@@ -266,6 +330,9 @@ def evaluate(
         workers: log-mel processes.
         budget: end-to-end training budget (supervised and fine-tuning).
         echo: print the table (default: ``progress``).
+        views: label-free ways of reading the embeddings, each a separate set of rows applied
+            to every method alike (see :func:`parse_view`): ``clip`` (default), ``seg3``,
+            ``group-std`` (tasks with groups only), ``seg3+group-std``.
 
     Returns:
         The results dict written to ``out/results.json``.
@@ -278,6 +345,9 @@ def evaluate(
     for p in probes:
         if p not in known:
             raise ValueError(f"unknown probe {p!r}; available: {', '.join(known)}")
+    views = list(dict.fromkeys(views or [DEFAULT_VIEW]))
+    for v in views:
+        parse_view(v)
     shots = sorted({int(k) for k in shots})
     if any(k < 1 for k in shots) or seeds < 1:
         raise ValueError(f"shots must be ≥ 1 and seeds ≥ 1; got shots={shots}, seeds={seeds}")
@@ -286,14 +356,13 @@ def evaluate(
     suite_obj = resolve_suite(suite, **(suite_options or {}))
     ctx = {"cache_dir": Path(cache_dir) if cache_dir else out.resolve().parent / ".emb_cache",
            "workers": workers, "progress": progress, "baselines": baselines, "seeds": seeds,
-           "shots_all": [None, *shots], "budget": budget or bl.TrainBudget()}
+           "shots_all": [None, *shots], "budget": budget or bl.TrainBudget(), "views": views}
     methods = _load_methods([str(c) for c in checkpoints])
     tasks = suite_obj.tasks(data_dir, progress)
     reference = methods[0].model if methods else None
     names = [m.name for m in methods] + (list(bl.BASELINES) if baselines else [])
     n_settings = len(ctx["shots_all"]) * seeds
     n_e2e = int(baselines) + (len(methods) if fine_tune else 0)
-    per_task = (len(names) - int(baselines)) * len(probes) * n_settings + n_e2e * n_settings
     all_rows, confusion, maps, summaries, runs = [], {}, {}, {}, []
     timing: dict[str, float] = {}
     for task in tasks:
@@ -302,24 +371,30 @@ def evaluate(
         run.prepare(methods, reference)
         t_prep = time.perf_counter()
         summaries[task.name] = {**run.used.summary(), "classes": task.classes}
+        per_task = ((len(names) - int(baselines)) * len(probes) * len(run.views) + n_e2e) \
+            * n_settings
         with tqdm(total=per_task, desc=f"evaluate {task.name}", unit="fit",
                   disable=not progress, leave=False) as bar:
-            for m in methods:
-                for p in probes:
-                    run.probe_rows(m.name, p, False, bar)
+            for view in run.views:
+                for m in methods:
+                    for p in probes:
+                        run.probe_rows(m.name, p, view, False, bar)
+                if baselines:
+                    for p in probes:
+                        run.probe_rows("logmel-stats", p, view, False, bar)
+                        run.probe_rows("random-init", p, view, True, bar)
             if baselines:
-                for p in probes:
-                    run.probe_rows("logmel-stats", p, False, bar)
-                    run.probe_rows("random-init", p, True, bar)
-                ref_probes = probes + ([FINE_TUNE] if fine_tune else [])
+                labels = [(p, v) for v in run.views for p in probes]
+                labels += [(FINE_TUNE, DEFAULT_VIEW)] if fine_tune else []
                 t_e2e = time.perf_counter()
                 timing[f"{task.name}/probes"] = t_e2e - t_prep
-                runs += run.end_to_end("supervised", run.reference, True, ref_probes, bar)
+                runs += run.end_to_end("supervised", run.reference, True, labels, bar)
                 timing[f"{task.name}/supervised"] = time.perf_counter() - t_e2e
             if fine_tune:
                 for m in methods:
                     assert m.model is not None
-                    runs += run.end_to_end(m.name, m.model, False, [FINE_TUNE], bar)
+                    runs += run.end_to_end(m.name, m.model, False,
+                                           [(FINE_TUNE, DEFAULT_VIEW)], bar)
         run.embedding_maps()
         all_rows += run.rows
         confusion.update(run.confusion)
@@ -338,7 +413,7 @@ def evaluate(
         for b in ("random-init", "supervised"):
             method_info[b] = {"kind": "baseline", **none, "encoder": enc_name,
                               "params": enc_params}
-    probe_order = probes + [FINE_TUNE]
+    probe_order = [probe_label(p, v) for v in views for p in probes] + [FINE_TUNE]
     order = {n: i for i, n in enumerate(names)}
     task_order = {t.name: i for i, t in enumerate(tasks)}
     all_rows.sort(key=lambda r: (probe_order.index(r["probe"]), r["shots"] is not None,
@@ -347,7 +422,7 @@ def evaluate(
         "suite": suite if isinstance(suite, str) else suite_obj.name,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": {"probes": probes + ([FINE_TUNE] if fine_tune else []), "shots": shots,
-                   "seeds": seeds, "baselines": baselines,
+                   "seeds": seeds, "baselines": baselines, "views": views,
                    "checkpoints": [m.info["checkpoint"] for m in methods]},
         "methods": method_info,
         "tasks": summaries,

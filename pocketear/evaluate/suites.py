@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,10 @@ class EvalTask:
         corpus: the clips; row ``i`` has label ``labels[i]`` and split ``split[i]``.
         labels: class name of every clip.
         split: ``train``, ``valid`` or ``test`` for every clip.
-        groups: optional group (e.g. speaker) of every clip, kept for reporting.
+        groups: optional group (e.g. speaker) of every clip: for reporting and for the
+            label-free per-group standardisation view.
+        folds: optional further splits of the same clips (e.g. rotations of unseen speakers);
+            every score is then the mean over ``[split, *folds]``.
     """
 
     name: str
@@ -48,13 +51,21 @@ class EvalTask:
     labels: list[str]
     split: list[str]
     groups: list[str] | None = None
+    folds: list[list[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n = len(self.corpus)
-        if len(self.labels) != n or len(self.split) != n or (
+        if len(self.labels) != n or any(len(s) != n for s in [self.split, *self.folds]) or (
                 self.groups is not None and len(self.groups) != n):
-            raise ValueError(f"task {self.name}: labels/split/groups must have one entry per clip")
+            raise ValueError(f"task {self.name}: labels/split/folds/groups must have one entry "
+                             "per clip")
         self.split = check_split_values(self.split, f"task {self.name}")
+        self.folds = [check_split_values(f, f"task {self.name}") for f in self.folds]
+
+    @property
+    def splits(self) -> list[list[str]]:
+        """Every split the task is scored on: ``split`` and then ``folds``."""
+        return [self.split, *self.folds]
 
     @property
     def classes(self) -> list[str]:
@@ -66,9 +77,10 @@ class EvalTask:
         ids = {c: i for i, c in enumerate(self.classes)}
         return np.asarray([ids[y] for y in self.labels], dtype=np.int64)
 
-    def indices(self, split: str) -> np.ndarray:
-        """Clip indices of one split."""
-        return np.asarray([i for i, s in enumerate(self.split) if s == split], dtype=np.int64)
+    def indices(self, split: str, fold: int = 0) -> np.ndarray:
+        """Clip indices of one split (of fold ``fold``)."""
+        return np.asarray([i for i, s in enumerate(self.splits[fold]) if s == split],
+                          dtype=np.int64)
 
     def subset(self, keep: np.ndarray) -> EvalTask:
         """The task restricted to clip indices ``keep`` (e.g. dropping undecodable files)."""
@@ -77,24 +89,33 @@ class EvalTask:
             self.name, Corpus([self.corpus[i] for i in keep], self.corpus.source,
                               self.corpus.columns),
             [self.labels[i] for i in keep], [self.split[i] for i in keep],
-            None if self.groups is None else [self.groups[i] for i in keep])
+            None if self.groups is None else [self.groups[i] for i in keep],
+            [[f[i] for i in keep] for f in self.folds])
 
     def chance(self) -> float:
-        """Test accuracy of always answering the most frequent training class."""
-        train = Counter(self.labels[i] for i in self.indices("train"))
-        test = [self.labels[i] for i in self.indices("test")]
-        if not train or not test:
-            return 0.0
-        top = max(sorted(train), key=lambda c: train[c])
-        return sum(y == top for y in test) / len(test)
+        """Test accuracy of always answering the most frequent training class (mean over
+        folds)."""
+        scores = []
+        for fold in range(len(self.splits)):
+            train = Counter(self.labels[i] for i in self.indices("train", fold))
+            test = [self.labels[i] for i in self.indices("test", fold)]
+            if not train or not test:
+                scores.append(0.0)
+                continue
+            top = max(sorted(train), key=lambda c: train[c])
+            scores.append(sum(y == top for y in test) / len(test))
+        return float(np.mean(scores))
 
     def summary(self) -> dict[str, Any]:
         """The ``tasks`` entry of results.json."""
-        return {
+        out = {
             "n_train": len(self.indices("train")), "n_valid": len(self.indices("valid")),
             "n_test": len(self.indices("test")), "classes": self.classes,
             "chance": self.chance(),
         }
+        if self.folds:
+            out["folds"] = len(self.splits)
+        return out
 
 
 class Suite:

@@ -13,7 +13,7 @@ import pytest
 from pocketear.data.corpus import ManifestError
 from pocketear.evaluate.baselines import TrainBudget
 from pocketear.evaluate.runner import evaluate
-from pocketear.evaluate.suites import SyntheticSuite, resolve_suite
+from pocketear.evaluate.suites import EvalTask, Suite, SyntheticSuite, resolve_suite
 from tests.conftest import write_tone
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -129,3 +129,63 @@ def test_synthetic_suite_has_its_five_tasks(tmp_path: Path) -> None:
         assert {"train", "test"} <= set(t.split) and len(t.classes) >= 2
         assert len(t.labels) == len(t.corpus)
     assert (tmp_path / "synthetic-3min-seed0" / "manifest.csv").is_file()
+
+
+class _FoldSuite(Suite):
+    """The tone manifest as one task with two folds and two groups."""
+
+    name = "folds"
+
+    def __init__(self, manifest: Path) -> None:
+        self.manifest = manifest
+
+    def tasks(self, data_dir: Any = None, progress: bool = True) -> list[EvalTask]:
+        from pocketear.data.corpus import Corpus
+
+        corpus = Corpus.open(self.manifest)
+        labels = corpus.column("label")
+        groups = ["a" if i < 8 else "b" for i in range(len(corpus))]
+        fold0 = ["test" if g == "a" else "train" for g in groups]
+        fold1 = ["test" if g == "b" else "train" for g in groups]
+        return [EvalTask("tones", corpus, labels, fold0, groups, [fold1])]
+
+
+def test_views_and_folds(labelled: dict[str, Any], tmp_path: Path) -> None:
+    from pocketear.data.corpus import Corpus
+    from pocketear.evaluate.features import group_standardise, logmel_stats, logmels
+    from pocketear.evaluate.probes import LinearProbe, Segments
+    from pocketear.frontends.logmel import LogMelConfig
+
+    views = ("clip", "seg3", "group-std", "seg3+group-std")
+    res = evaluate([], _FoldSuite(labelled["manifest"]), tmp_path / "eval", probes=("linear",),
+                   seeds=1, baselines=True, progress=False, workers=1, budget=SMALL, views=views)
+    assert res["tasks"]["tones"]["folds"] == 2 and res["config"]["views"] == list(views)
+    got = {(r["method"], r["probe"]): r for r in res["results"]}
+    for method in ("logmel-stats", "random-init", "supervised"):
+        for view in views:
+            label = "linear" if view == "clip" else f"linear+{view}"
+            assert got[method, label]["view"] == view
+    # fold averaging and the group-std view, recomputed by hand for logmel-stats
+    corpus = Corpus.open(labelled["manifest"])
+    feats = logmels(corpus, tmp_path / "hand", LogMelConfig(), workers=1, progress=False)
+    emb = logmel_stats(feats, parts=3)
+    groups = np.asarray(["a" if i < 8 else "b" for i in emb.items])
+    emb = group_standardise(emb, groups)
+    labels = corpus.column("label")
+    y = np.asarray([["high", "low"].index(labels[i]) for i in emb.items])
+    accs = []
+    for test_group in ("a", "b"):
+        tr, te = np.where(groups != test_group)[0], np.where(groups == test_group)[0]
+        probe = LinearProbe().fit(Segments(emb.segments[tr], np.arange(len(tr)), y[tr]), None, 2)
+        accs.append(probe.accuracy(Segments(emb.segments[te], np.arange(len(te)), y[te])))
+    assert got["logmel-stats", "linear+seg3+group-std"]["values"] == [pytest.approx(
+        np.mean(accs))]
+
+
+def test_group_views_skip_tasks_without_groups(labelled: dict[str, Any],
+                                               tmp_path: Path) -> None:
+    res = evaluate([], str(labelled["manifest"]), tmp_path, probes=("knn",), seeds=1,
+                   progress=False, workers=1, budget=SMALL, views=("clip", "group-std"))
+    assert {r["probe"] for r in res["results"]} == {"knn"}
+    with pytest.raises(ValueError, match="unknown view 'seg'"):
+        evaluate([], str(labelled["manifest"]), tmp_path, views=("seg",), progress=False)
