@@ -15,6 +15,8 @@ the corpus's labelled events), and in the same process, interleaved repeat by re
   threads; each repeat is the mean of ``--calls`` calls, the figure the median over repeats;
   ``int8_over_eager`` is the ratio of the two medians measured side by side;
 * file size of both exports; parameters and multiply-adds per second of audio;
+* with ExecuTorch installed (``pocketear[edge]``), the ``.pte`` (XNNPACK fp32): size and
+  single-window latency at XNNPACK's default thread pool;
 * int8 fidelity: cosine similarity of int8 ONNX embeddings to fp32 PyTorch embeddings on 256
   windows of the held-out test events (min, median, mean).
 
@@ -95,6 +97,14 @@ def bench_encoder(name: str, manifest: Path, out: Path, args: argparse.Namespace
         rep32 = export_onnx(pre, paths["fp32"], verbose=False)
         rep8 = export_onnx(pre, paths["int8"], int8=True, calibration=calib, verbose=False)
 
+    from pocketear.export import pte
+
+    pte_method = None
+    if pte.available():
+        paths["pte"] = out / f"{name}.pte"
+        pte.export_pte(pre, paths["pte"], verbose=False)
+        pte_method = pte.load_pte(paths["pte"])
+
     clip = _test_windows(test, window, 1)[:1]
     lat: dict[str, dict[str, list[float]]] = {}
     for threads in args.threads:
@@ -107,6 +117,10 @@ def bench_encoder(name: str, manifest: Path, out: Path, args: argparse.Namespace
                 times[k].append(_latency(lambda b=b: b.embed_batch(clip), args.calls))
         lat[f"threads_{threads}"] = times
     torch.set_num_threads(max(args.threads))
+    if pte_method is not None:  # XNNPACK's own thread pool: timed once, at its default
+        x = torch.from_numpy(clip)
+        lat["pte_default_threads"] = {"executorch": [
+            _latency(lambda: pte_method.execute([x]), args.calls) for _ in range(args.repeats)]}
 
     windows = _test_windows(test, window)
     ref = TorchEmbedder(pre).embed_windows(windows)
@@ -123,6 +137,9 @@ def bench_encoder(name: str, manifest: Path, out: Path, args: argparse.Namespace
         "export_parity": {"fp32": rep32["parity_fp32"], "int8": rep8["parity_int8"]},
         "calibration": rep8.get("calibration"), "pretrain_steps": args.steps,
     }
+    if pte_method is not None:
+        res["bytes_pte"] = paths["pte"].stat().st_size
+        res["pte_ms"] = median(lat.pop("pte_default_threads")["executorch"])
     for key, times in lat.items():
         res[key] = {k: {"median_ms": median(v), "all_ms": v} for k, v in times.items()}
         res[key]["int8_over_eager"] = median(times["onnx_int8"]) / median(times["eager"])
@@ -144,6 +161,10 @@ def report(res: dict[str, Any]) -> str:
     lines = [table(rows, ["encoder", "threads", "params", "MACs/s audio", "fp32 file",
                           "int8 file", "eager ms", "ort fp32 ms", "ort int8 ms", "int8/eager",
                           "cos min/mean"])]
+    for name, r in res["encoders"].items():
+        if "pte_ms" in r:
+            lines.append(f"{name}: ExecuTorch XNNPACK fp32 .pte {r['bytes_pte'] / 1024:.0f} KB, "
+                         f"{r['pte_ms']:.2f} ms per 0.96 s (its default threads)")
     m = res["encoders"].get("mobile_100")
     if m:
         ms = m["threads_1"]["onnx_int8"]["median_ms"] if "threads_1" in m else float("nan")

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULTS = {"task": "temporal_gap", "encoder": "mobile_100", "steps": 1000, "minutes": 30.0}
+DEFAULTS = {"task": "temporal_gap", "encoder": "mobile_100", "steps": 600, "minutes": 30.0}
 
 
 def run(out: Path, task: str, encoder: str, steps: int, minutes: float, seeds: int,

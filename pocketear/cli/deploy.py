@@ -10,28 +10,40 @@ from pocketear.cli.core import command
 
 def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN_DIR")
-    p.add_argument("--format", choices=["onnx"], default="onnx", help="model format (onnx)")
+    p.add_argument("--format", choices=["onnx", "pte"], default="onnx",
+                   help="onnx (default: any batch and length; ONNX Runtime) or pte (ExecuTorch "
+                        "XNNPACK fp32, one window per call; needs pip install 'pocketear[edge]')")
     p.add_argument("--int8", action="store_true",
                    help="static int8 QDQ per-channel quantisation of the encoder")
     p.add_argument("--calibration", help="folder or manifest of audio for int8 calibration "
                    "(a few hundred clips of your data; default: synthetic signals)")
     p.add_argument("--force", action="store_true",
                    help="write the model even when the parity check fails")
-    p.add_argument("--out", type=Path, required=True, help="model file (.onnx)")
+    p.add_argument("--out", type=Path, required=True, help="model file (.onnx or .pte)")
 
 
 @command("export", _export_args)
 def _export(args: argparse.Namespace) -> int:
-    """Export a checkpoint to one self-contained ONNX file (waveform in, embedding out).
+    """Export a checkpoint to one self-contained model file (waveform in, embedding out).
 
     The frontend and the normalisation statistics are inside the model, with metadata (sample
-    rate, window, hop, embedding size, source checkpoint hash). Parity against PyTorch is
-    checked and printed; a model outside tolerance is not written unless --force.
+    rate, window, hop, embedding size, source checkpoint hash; for .pte in FILE.json beside it).
+    Parity against PyTorch is checked and printed; a model outside tolerance is not written
+    unless --force.
     """
     from pocketear.export.onnx import export_onnx
 
     if args.calibration and not args.int8:
         raise ValueError("--calibration only applies with --int8")
+    if args.format == "pte":
+        from pocketear.export.pte import export_pte
+
+        if args.int8:
+            raise ValueError("--int8 is for --format onnx; the .pte export is fp32 (XNNPACK)")
+        report = export_pte(args.checkpoint, args.out, force=args.force)
+        print(f"wrote {args.out} ({report['bytes'] / 1024:.1f} KB, fp32, ExecuTorch XNNPACK) "
+              f"and {args.out}.json")
+        return 0
     report = export_onnx(args.checkpoint, args.out, int8=args.int8,
                          calibration=args.calibration, force=args.force)
     print(f"wrote {args.out} ({report['bytes'] / 1024:.1f} KB, "
