@@ -20,6 +20,20 @@ def write_tone(path: Path, freq: float, seconds: float = 1.0, sr: int = 16000,
     return path
 
 
+def write_tone_manifest(root: Path, n: int, seconds: float) -> Path:
+    """``n`` low/high tone clips under ``root/audio`` and ``root/labels.csv`` listing them
+    (``path,label,split``: pairs of clips cycle through train, train, valid, test)."""
+    lines = ["path,label,split"]
+    for i in range(n):
+        label = "low" if i % 2 else "high"
+        freq = (200 + 15 * i) if label == "low" else (2500 + 60 * i)
+        path = write_tone(root / "audio" / f"{label}{i}.wav", freq, seconds=seconds, seed=i)
+        split = ["train", "train", "valid", "test"][(i // 2) % 4]
+        lines.append(f"{path.relative_to(root).as_posix()},{label},{split}")
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    return root / "labels.csv"
+
+
 @pytest.fixture
 def tone_folder(tmp_path: Path) -> Path:
     """Twelve 3-second clips in two class folders (low/high tones)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 
 from pocketear.cli import COMMANDS, main
-from tests.conftest import write_tone
+from tests.conftest import write_tone, write_tone_manifest
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
 
@@ -36,17 +35,7 @@ def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) 
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Tone clips with a labelled manifest, pretrained for 2 steps through the CLI."""
     root = tmp_path_factory.mktemp("cli")
-    rows = []
-    for i in range(12):
-        label = "low" if i % 2 else "high"
-        freq = (200 + 15 * i) if label == "low" else (2500 + 60 * i)
-        path = write_tone(root / "audio" / f"{label}{i}.wav", freq, seconds=1.2, seed=i)
-        rows.append({"path": str(path.relative_to(root)), "label": label,
-                     "split": ["train", "train", "valid", "test"][(i // 2) % 4]})
-    with (root / "labels.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["path", "label", "split"])
-        writer.writeheader()
-        writer.writerows(rows)
+    write_tone_manifest(root, 12, seconds=1.2)
     rc = main(["pretrain", "--task", "temporal_gap", "--encoder", "mobile_tiny", "--data",
                str(root / "audio"), "--steps", "2", "--out", str(root / "run"),
                "--set", "optim.batch_size=4", "--set", "data.workers=1", "--no-progress"])

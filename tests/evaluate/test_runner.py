@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from pocketear.data.corpus import ManifestError
 from pocketear.evaluate.baselines import TrainBudget
 from pocketear.evaluate.runner import evaluate
 from pocketear.evaluate.suites import EvalTask, Suite, SyntheticSuite, resolve_suite
-from tests.conftest import write_tone
+from tests.conftest import write_tone_manifest
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 SMALL = TrainBudget(steps=6, batch_size=8, eval_every=3, patience=1)
@@ -27,18 +26,7 @@ def labelled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from pocketear.train.loop import pretrain
 
     root = tmp_path_factory.mktemp("runner")
-    rows = []
-    for i in range(16):
-        label = "low" if i % 2 else "high"
-        freq = (200 + 15 * i) if label == "low" else (2500 + 60 * i)
-        path = write_tone(root / "audio" / f"{label}{i}.wav", freq, seconds=1.5, seed=i)
-        split = ["train", "train", "valid", "test"][(i // 2) % 4]
-        rows.append({"path": path.relative_to(root).as_posix(), "label": label, "split": split})
-    manifest = root / "labels.csv"
-    with manifest.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["path", "label", "split"])
-        writer.writeheader()
-        writer.writerows(rows)
+    manifest = write_tone_manifest(root, 16, seconds=1.5)
     cfg = load_config(None, ["task.name=triplet", "encoder.name=mobile_tiny",
                              f"data.source={root / 'audio'}", "train.steps=2",
                              "optim.batch_size=4", "data.workers=1"])
