@@ -46,6 +46,7 @@ class _Audio2Vec(Task):
     """
 
     cfg: Audio2VecConfig
+    encodes = "context"  # which slices go through the encoder (and are augmented)
 
     def __init__(self, encoder: Encoder, cfg: Audio2VecConfig | None = None) -> None:
         super().__init__(encoder, cfg)
@@ -75,6 +76,11 @@ class _Audio2Vec(Task):
         step = c.slice_frames + c.gap_frames
         slices = [crop(clip, start + k * step, c.slice_frames) for k in range(2 * c.n_side + 1)]
         centre = slices.pop(c.n_side)
+        # augment what the encoder reads; the decoders' targets stay clean
+        if self.encodes == "context":
+            slices = [self.view(x, rng) for x in slices]
+        else:
+            centre = self.view(centre, rng)
         return {"context": np.stack(slices), "centre": centre}
 
     def monitor_embeddings(self, batch: Batch) -> torch.Tensor:
@@ -148,6 +154,8 @@ class Audio2VecSkipGram(_Audio2Vec):
     (``2N`` times fewer decoder parameters). Sampling: see ``_Audio2Vec``.
     Logs ``loss``, ``r2`` and ``mse_pos{k}`` per relative position ``k`` (``-N … -1, +1 … +N``).
     """
+
+    encodes = "centre"
 
     @dataclass
     class Config(Audio2VecConfig):

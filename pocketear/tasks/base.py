@@ -36,6 +36,11 @@ class Task(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.cfg = cfg if cfg is not None else self.Config()
+        self.augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
+
+    def view(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One augmented view of a slice (``augment`` of the run config; identity without)."""
+        return x if self.augment is None else self.augment(x, rng)
 
     # --- sampler -------------------------------------------------------------------------
     def sample(

@@ -103,8 +103,8 @@ class TemporalGap(Task):
         if rng.random() < 0.5:
             t1, t2 = t2, t1
         return {
-            "first": crop(clip, t1, s),
-            "second": crop(clip, t2, s),
+            "first": self.view(crop(clip, t1, s), rng),
+            "second": self.view(crop(clip, t2, s), rng),
             "target": np.asarray(min(gap / c.max_gap_frames, 1.0), dtype=np.float32),
             "gap": np.asarray(gap, dtype=np.int64),
         }

@@ -94,10 +94,10 @@ class Triplet(Task):
         if neg_clip.ndim != 2 or neg_clip.shape[1] != clip.shape[1]:
             raise ValueError(f"other() gave shape {neg_clip.shape}, expected (T, {clip.shape[1]})")
         n = int(rng.integers(0, max(len(neg_clip) - s, 0), endpoint=True))
-        return {
-            "anchor": crop(clip, a, s),
-            "positive": crop(clip, p, s),
-            "negative": crop(neg_clip, n, s),
+        return {  # each view its own augmentation draw (so no augmentation is a cue)
+            "anchor": self.view(crop(clip, a, s), rng),
+            "positive": self.view(crop(clip, p, s), rng),
+            "negative": self.view(crop(neg_clip, n, s), rng),
         }
 
     def monitor_embeddings(self, batch: Batch) -> torch.Tensor:

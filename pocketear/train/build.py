@@ -24,6 +24,10 @@ def build_encoder(cfg: dict[str, Any]) -> Encoder:
 
 
 def build_task(cfg: dict[str, Any], encoder: Encoder) -> Task:
+    from pocketear.augment import build_augment
+
     params = dict(cfg["task"])
     task_cls = get("task", params.pop("name"))
-    return task_cls(encoder, task_cls.Config(**params))
+    task = task_cls(encoder, task_cls.Config(**params))
+    task.augment = build_augment(cfg.get("augment"), LogMelConfig.from_dict(cfg["frontend"]))
+    return task

@@ -56,6 +56,8 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # augmentations of the task's views: [{name: mel_warp, params: {max_warp: 0.15}}, ...]
+    augment: list[Any] = field(default_factory=list)
 
 
 class ConfigError(ValueError):
@@ -86,6 +88,13 @@ def resolve(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError("encoder.name is missing; pick one of `pocketear list encoders`")
     get("encoder", enc["name"])
     out["frontend"] = _merge_dataclass(LogMelConfig, dict(out["frontend"]), "frontend")
+    out["augment"] = [dict(a) for a in out.get("augment") or []]
+    from pocketear.augment import build_augment
+
+    try:
+        build_augment(out["augment"], LogMelConfig(**out["frontend"]))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     return out
 
 
