@@ -86,6 +86,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--shots", default="5")
     p.add_argument("--views", default=",".join(VIEWS))
+    p.add_argument("--augment", default="",
+                   help="comma-separated augmentations of every view during pretraining (e.g. "
+                        "mel_warp,time_stretch,random_eq, default parameters); results go to "
+                        "SETTING+aug/")
     args = p.parse_args(argv)
 
     from pocketear.evaluate.report import write_report
@@ -100,11 +104,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"machine": machine_info(),
                            "config": {k: str(v) for k, v in vars(args).items()},
                            "settings": {}}
+    augment = [a for a in args.augment.split(",") if a]
+    aug_sets = ["augment=[" + ",".join(f"{{name: {a}}}" for a in augment) + "]"] if augment \
+        else []
     for setting in [s for s in args.settings.split(",") if s]:
         manifest, filters = sources[setting]
+        folder = setting + ("+aug" if augment else "")
         ckpts, runs = [], {}
         for task in [t for t in args.tasks.split(",") if t]:
-            run = args.out / setting / "runs" / task
+            run = args.out / folder / "runs" / task
             ckpt = run / "checkpoints" / "last.pt"
             t_run = time.perf_counter()
             done = ckpt.exists() and int(load_checkpoint(ckpt)["step"]) >= args.steps
@@ -114,20 +122,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     f"data.source={manifest}", *filters,
                     *(SHORT_CLIPS.get(task, []) if setting != "synthetic" else []),
                     f"data.cache_dir={args.out / '.cache'}", f"train.steps={args.steps}",
-                    f"optim.batch_size={args.batch}"])
+                    f"optim.batch_size={args.batch}", *aug_sets])
                 print(f"[{setting}] pretraining {task} ({args.steps} steps)", flush=True)
                 pretrain(cfg, run, resume=ckpt.exists())
             runs[task] = {"checkpoint": str(ckpt), "seconds": time.perf_counter() - t_run,
                           "reused": done}
             ckpts.append(str(ckpt))
-        eval_dir = args.out / setting / "eval"
+        eval_dir = args.out / folder / "eval"
         t_eval = time.perf_counter()
         results = evaluate(ckpts, FSDDSuite(args.data), eval_dir, probes=("linear",),
                            shots=[int(k) for k in args.shots.split(",") if k], seeds=args.seeds,
                            baselines=True, views=args.views.split(","), progress=True,
                            cache_dir=args.out / ".emb_cache")
         write_report(eval_dir)
-        out["settings"][setting] = {"pretrain": runs, "eval_seconds": time.perf_counter() - t_eval,
+        out["settings"][folder] = {"pretrain": runs, "eval_seconds": time.perf_counter() - t_eval,
                                     "results": results["results"], "tasks": results["tasks"]}
         write_json(args.json, out)
     out["seconds_total"] = time.perf_counter() - t0

@@ -145,20 +145,21 @@ class _TaskRun:
         self.reference = reference or bl.default_reference(self.feats.mean, self.feats.std, cfg)
         self.views = [v for v in ctx["views"] if task.groups is not None or not parse_view(v)[1]]
         pools = sorted({parse_view(v)[0] for v in self.views})
-        self.embs: dict[tuple[str, int, int], Embeddings] = {}
+        # (method, seed, parts, group_std) -> embeddings; seed 0 for all but random-init
+        self.embs: dict[tuple[str, int, int, bool], Embeddings] = {}
         kw = {"workers": ctx["workers"], "progress": ctx["progress"]}
         for parts in pools:
             tag = f" seg{parts}" if parts else ""
             for m in methods:
                 if m.model is not None:
-                    self.embs[m.name, 0, parts] = extract(
+                    self.embs[m.name, 0, parts, False] = extract(
                         m.model, task.corpus, ctx["cache_dir"], **kw, parts=parts,
                         desc=f"{m.name} {task.name}{tag}")
             if ctx["baselines"]:
-                self.embs["logmel-stats", 0, parts] = bl.logmel_stats(self.feats, parts)
+                self.embs["logmel-stats", 0, parts, False] = bl.logmel_stats(self.feats, parts)
                 for seed in range(ctx["seeds"]):
                     model = bl.random_init(self.reference, seed)
-                    self.embs["random-init", seed, parts] = extract(
+                    self.embs["random-init", seed, parts, False] = extract(
                         model, task.corpus, ctx["cache_dir"], **kw, parts=parts,
                         desc=f"random-init/{seed} {task.name}{tag}")
         present = set(range(len(task.corpus)))
@@ -177,24 +178,22 @@ class _TaskRun:
                       for f in range(len(self.used.splits))]
         self.test = self.folds[0][2]
         self.pos = {k: self._positions(e.items) for k, e in self.embs.items()}
-        if self.used.groups is not None:
+        std_pools = {parse_view(v)[0] for v in self.views if parse_view(v)[1]}
+        if self.used.groups is not None and std_pools:
             groups = np.asarray(self.used.groups)
-            for (name, seed, parts), e in list(self.embs.items()):
-                # clip positions of the used rows, in ``e``'s order: group of each of e's clips
-                g = np.full(len(e), "", dtype=object)
-                g[self.pos[name, seed, parts]] = groups
-                self.embs[name, seed, -parts - 1] = group_standardise(e, g)
-                self.pos[name, seed, -parts - 1] = self.pos[name, seed, parts]
+            for (name, seed, parts, _), e in list(self.embs.items()):
+                if parts not in std_pools:
+                    continue
+                g = np.full(len(e), "", dtype=object)  # the group of each of e's clips
+                g[self.pos[name, seed, parts, False]] = groups
+                self.embs[name, seed, parts, True] = group_standardise(e, g)
+                self.pos[name, seed, parts, True] = self.pos[name, seed, parts, False]
 
     def _positions(self, items: np.ndarray) -> np.ndarray:
         where = {int(r): j for j, r in enumerate(items)}
         return np.asarray([where[int(r)] for r in self.rows_used], dtype=np.int64)
 
-    def _key(self, method: str, seed: int, view: str) -> tuple[str, int, int]:
-        parts, group_std = parse_view(view)
-        return (method, seed, -parts - 1 if group_std else parts)
-
-    def segments(self, key: tuple[str, int, int], sel: np.ndarray) -> Segments:
+    def segments(self, key: tuple[str, int, int, bool], sel: np.ndarray) -> Segments:
         x, owner = self.embs[key].gather(self.pos[key][sel])
         return Segments(x, owner, self.y[sel])
 
@@ -230,7 +229,7 @@ class _TaskRun:
         for shots in ctx["shots_all"]:
             values, memo = [], None
             for seed in range(ctx["seeds"]):
-                key = self._key(method, seed if seeded else 0, view)
+                key = (method, seed if seeded else 0, *parse_view(view))
                 if memo is not None and not (seeded or create("probe", probe_name).stochastic
                                              or shots is not None):
                     values.append(memo)  # identical data and a deterministic fit
@@ -287,9 +286,9 @@ class _TaskRun:
 
     def embedding_maps(self) -> None:
         labels = [self.used.labels[i] for i in self.test]
-        for (method, seed, parts), emb in self.embs.items():
-            if seed == 0 and parts == 0:
-                x = emb.clip_means(self.pos[method, seed, parts][self.test])
+        for (method, seed, parts, group_std), emb in self.embs.items():
+            if seed == 0 and parts == 0 and not group_std:
+                x = emb.clip_means(self.pos[method, seed, parts, group_std][self.test])
                 self.maps[f"{method}/{self.task.name}"] = _map2d(x, labels)
 
 
