@@ -34,12 +34,12 @@ from pocketear.evaluate.probes import Segments
 from pocketear.evaluate.splits import kshot_indices
 from pocketear.evaluate.suites import EvalTask, Suite, resolve_suite
 from pocketear.evaluate.table import format_table, write_csv
+from pocketear.evaluate.views import DEFAULT_VIEW, parse_view, probe_label
 from pocketear.frontends.logmel import LogMelConfig
 from pocketear.model import Pretrained, load
 from pocketear.registry import available, create
 
 FINE_TUNE = "fine-tune"
-DEFAULT_VIEW = "clip"
 MAX_MAP_POINTS = 500
 
 
@@ -99,33 +99,6 @@ def _map2d(x: np.ndarray, labels: list[str]) -> dict[str, list]:
         xy = np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))
     return {"x": [round(float(v), 5) for v in xy[:, 0]],
             "y": [round(float(v), 5) for v in xy[:, 1]], "labels": list(labels)}
-
-
-def parse_view(view: str) -> tuple[int, bool]:
-    """``clip`` | ``seg<k>`` | ``group-std`` | ``seg<k>+group-std`` → (parts, group_std).
-
-    Views are label-free ways of reading embeddings, applied to every method alike:
-    ``seg<k>`` pools each clip over ``k`` equal time parts (concatenated; for logmel-stats the
-    mean+std of each part), ``group-std`` standardises each clip by the statistics of its group
-    (e.g. its speaker's clips, train and test alike).
-    """
-    parts, group_std = 0, False
-    for token in view.split("+"):
-        if token == "clip":
-            continue
-        if token == "group-std":
-            group_std = True
-        elif token.startswith("seg") and token[3:].isdigit() and int(token[3:]) >= 1:
-            parts = int(token[3:])
-        else:
-            raise ValueError(f"unknown view {view!r}: use clip, seg<k> (e.g. seg3), group-std "
-                             "or seg<k>+group-std")
-    return parts, group_std
-
-
-def probe_label(probe: str, view: str) -> str:
-    """The probe column of results: the probe, and the view when it is not ``clip``."""
-    return probe if view == DEFAULT_VIEW else f"{probe}+{view}"
 
 
 class _TaskRun:
