@@ -42,7 +42,8 @@ def _list(args: argparse.Namespace) -> int:
 # --- synth --------------------------------------------------------------------------------
 def _synth_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("out_dir", type=Path, help="folder for the WAV files and manifest.csv")
-    p.add_argument("--minutes", type=float, default=6.0, help="total audio (default 6)")
+    p.add_argument("--minutes", type=float, default=30.0,
+                   help="total audio (default 30, the synthetic suite's size)")
     p.add_argument("--seed", type=int, default=0, help="corpus seed (deterministic)")
     p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
 
