@@ -8,19 +8,9 @@ import torch
 
 from pocketear import hear
 from pocketear.export.runtime import TorchEmbedder
-from pocketear.frontends.logmel import LogMel
 from pocketear.model import Pretrained
-from pocketear.registry import create
 
 ACCEPTABLE_SAMPLE_RATES = (16000, 22050, 44100, 48000)
-
-
-@pytest.fixture(scope="module")
-def pre() -> Pretrained:
-    torch.manual_seed(0)
-    frontend = LogMel()
-    frontend.set_stats(torch.linspace(-9, -4, 64), torch.linspace(2, 3, 64))
-    return Pretrained(frontend, create("encoder", "mobile_tiny"), {"encoder": {"name": "tiny"}})
 
 
 @pytest.fixture(scope="module")

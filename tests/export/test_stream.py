@@ -13,19 +13,9 @@ from pocketear.audio.io import load_audio
 from pocketear.export import embed_files, load_embedder
 from pocketear.export.runtime import Embedder, Framing
 from pocketear.export.stream import stream_clip_embedding, stream_frame_embeddings
-from pocketear.frontends.logmel import LogMel
 from pocketear.model import Pretrained, segment
-from pocketear.registry import create
 
 SR = 16000
-
-
-@pytest.fixture(scope="module")
-def pre() -> Pretrained:
-    torch.manual_seed(0)
-    frontend = LogMel()
-    frontend.set_stats(torch.linspace(-9, -4, 64), torch.linspace(2, 3, 64))
-    return Pretrained(frontend, create("encoder", "mobile_tiny"), {"encoder": {"name": "tiny"}})
 
 
 @pytest.fixture(scope="module")
