@@ -79,6 +79,11 @@ class Task(nn.Module):
     def on_epoch_start(self, epoch: int) -> None:
         """Called by the driver at the start of every epoch."""
 
+    def after_step(self, step: int) -> None:
+        """Called by the driver after optimiser step ``step`` (0-based) and the EMA updates:
+        the place for state that must change only when training moves on (a queue of keys, a
+        schedule), so ``step`` itself can be called repeatedly on one batch."""
+
     def param_groups(self) -> list[dict[str, Any]]:
         """Parameter groups for the optimiser (default: all trainable parameters)."""
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]

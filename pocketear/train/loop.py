@@ -141,6 +141,7 @@ def pretrain(cfg: dict[str, Any], out: str | Path, resume: bool = False,
         scheduler.step()
         for online, target, decay in task.ema_pairs():
             ema_update(online, target, decay)
+        task.after_step(step)
         examples += ocfg["batch_size"]
         done = step + 1
         if done % tcfg["log_every"] == 0 or done == total:
