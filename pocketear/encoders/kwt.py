@@ -1,0 +1,184 @@
+"""``kwt1/2/3``: Keyword Transformer, one token per log-mel frame (DESIGN §5).
+
+Berg, O'Connor & Tairum Cruz, "Keyword Transformer: A Self-Attention Model for Keyword Spotting",
+Interspeech 2021 (arXiv:2104.00769), §2–3 and Table 1: each time frame of the spectrogram is one
+token (a linear projection of its mel bins), learned absolute positional embeddings, depth 12,
+dimensions 64 / 128 / 192, heads 1 / 2 / 3, MLP 256 / 512 / 768.
+
+Departures, and why:
+- No class token: the masked-prediction tasks need frame features and the evaluation pools
+  frames (``pooling = "mean"``); a class token would be an untrained output after pretraining.
+- Pre-norm blocks by default (``prenorm=True``, with a final LayerNorm): the paper compares
+  pre- and post-norm; pre-norm trains stably with the short CPU schedules used here.
+  ``prenorm=False`` gives post-norm blocks.
+- 64-d log-mel frames instead of 40-d MFCC (the project's frontend); positions up to
+  ``max_frames`` (default 256 = 2.56 s); longer inputs raise an error naming the limit (the
+  evaluation windows clips into ``input_frames`` = 96-frame windows, far below it).
+
+``TokenEncoder`` is the interface the masked tasks use: ``tokenize`` (everything before the
+blocks, positions included), ``encode_tokens`` (the blocks, on any subset of tokens — data2vec
+2.0 drops masked tokens) and ``layer_outputs`` (per-block outputs, for data2vec targets).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from pocketear.encoders.base import Encoder
+from pocketear.registry import register
+
+INPUT_HOP_MS = 10.0
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with one fused QKV projection (plain ops: exports to ONNX)."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not divisible by heads {heads}")
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        att = (q @ k.transpose(-2, -1)) * (d // self.heads) ** -0.5
+        h = att.softmax(dim=-1) @ v  # (B, H, N, d_h)
+        return self.out(h.transpose(1, 2).reshape(b, n, d))
+
+
+class TransformerBlock(nn.Module):
+    """Self-attention + MLP with residuals; returns (block output, MLP output before its residual)
+    — data2vec §3.3 builds speech targets from the latter."""
+
+    def __init__(self, dim: int, heads: int, mlp: int, prenorm: bool = True,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        self.prenorm = prenorm
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(mlp, dim))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.prenorm:
+            x = x + self.drop(self.attn(self.norm1(x)))
+            f = self.drop(self.mlp(self.norm2(x)))
+            return x + f, f
+        x = self.norm1(x + self.drop(self.attn(x)))
+        f = self.drop(self.mlp(x))
+        return self.norm2(x + f), f
+
+
+class TokenEncoder(Encoder):
+    """An encoder whose trunk is a stack of blocks over a token sequence.
+
+    Subclasses define ``tokenize`` (``(B, 1, T, F)`` → ``(B, N, D)``, positions added),
+    ``blocks`` (a ``ModuleList`` of blocks returning ``(out, ffn_out)``), ``final_norm`` and
+    ``token_stride`` (input frames per token).
+    """
+
+    blocks: nn.ModuleList
+    final_norm: nn.Module
+    token_stride: int = 1
+    pooling = "mean"
+
+    def tokenize(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def encode_tokens(self, h: torch.Tensor, collect: str | None = None
+                      ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Run the blocks on tokens ``(B, N, D)`` (any subset of a sequence's tokens).
+
+        ``collect``: ``None`` (no layer outputs), ``"block"`` (each block's output) or ``"ffn"``
+        (each block's MLP output before its residual). Returns (final features, layer list).
+        """
+        layers: list[torch.Tensor] = []
+        for block in self.blocks:
+            h, f = block(h)
+            if collect == "block":
+                layers.append(h)
+            elif collect == "ffn":
+                layers.append(f)
+        return self.final_norm(h), layers
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode_tokens(self.tokenize(x))[0]
+
+    def layer_outputs(self, x: torch.Tensor, kind: str = "block") -> list[torch.Tensor]:
+        """Per-block outputs ``[(B, N, D)] * depth`` of log-mel ``x`` (``kind``: block | ffn)."""
+        if kind not in ("block", "ffn"):
+            raise ValueError(f"kind must be 'block' or 'ffn', got {kind!r}")
+        return self.encode_tokens(self.tokenize(x), collect=kind)[1]
+
+    def _check(self, x: torch.Tensor) -> None:
+        if x.ndim != 4 or x.shape[1] != 1 or x.shape[-1] != self.n_mels:
+            raise ValueError(f"{type(self).__name__} expects log-mel (B, 1, T, {self.n_mels}), "
+                             f"got {tuple(x.shape)}")
+
+
+class KWT(TokenEncoder):
+    """Keyword Transformer over log-mel frames (Berg et al. 2021), frame features ``(B, T, D)``.
+
+    Args:
+        dim: token dimension. depth: blocks. heads: attention heads. mlp: MLP hidden size.
+        n_mels: mel bins per frame. max_frames: longest input (learned positions).
+        prenorm: pre-norm blocks (default) or post-norm. dropout: dropout in the blocks.
+    """
+
+    input_frames = 96
+
+    def __init__(self, dim: int = 64, depth: int = 12, heads: int = 1, mlp: int = 256,
+                 n_mels: int = 64, max_frames: int = 256, prenorm: bool = True,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        if min(dim, depth, heads, mlp, n_mels, max_frames) < 1:
+            raise ValueError("dim, depth, heads, mlp, n_mels and max_frames must be >= 1")
+        self.embed_dim, self.n_mels, self.max_frames = int(dim), int(n_mels), int(max_frames)
+        self.frame_hop_ms = INPUT_HOP_MS
+        self.input_frames = min(96, self.max_frames)
+        self.proj = nn.Linear(n_mels, dim)
+        self.pos = nn.Parameter(torch.zeros(1, max_frames, dim))
+        nn.init.trunc_normal_(self.pos, std=0.02)
+        self.blocks = nn.ModuleList(TransformerBlock(dim, heads, mlp, prenorm, dropout)
+                                    for _ in range(depth))
+        self.final_norm = nn.LayerNorm(dim) if prenorm else nn.Identity()
+
+    def tokenize(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        t = x.shape[2]
+        if t > self.max_frames:
+            raise ValueError(f"{type(self).__name__} takes at most max_frames={self.max_frames} "
+                             f"frames, got {t}; window the input or build it with a larger "
+                             "max_frames")
+        return self.proj(x[:, 0]) + self.pos[:, :t]
+
+
+def _kwt(dim: int, heads: int, mlp: int, n_mels: int, kwargs: dict[str, Any]) -> KWT:
+    kwargs.pop("embed_dim", None)  # the size is the variant's
+    return KWT(dim=dim, heads=heads, mlp=mlp, n_mels=n_mels, **kwargs)
+
+
+@register("encoder", "kwt1")
+def kwt1(n_mels: int = 64, **kwargs: Any) -> KWT:
+    """KWT-1: depth 12, dim 64, 1 head, MLP 256 (~0.62 M params on 64 mel bins)."""
+    return _kwt(64, 1, 256, n_mels, kwargs)
+
+
+@register("encoder", "kwt2")
+def kwt2(n_mels: int = 64, **kwargs: Any) -> KWT:
+    """KWT-2: depth 12, dim 128, 2 heads, MLP 512 (~2.4 M params)."""
+    return _kwt(128, 2, 512, n_mels, kwargs)
+
+
+@register("encoder", "kwt3")
+def kwt3(n_mels: int = 64, **kwargs: Any) -> KWT:
+    """KWT-3: depth 12, dim 192, 3 heads, MLP 768 (~5.4 M params)."""
+    return _kwt(192, 3, 768, n_mels, kwargs)
+
