@@ -31,6 +31,9 @@ class Task(nn.Module):
     """Base class: subclasses implement ``sample`` and ``step``; hooks are optional."""
 
     Config: type[TaskConfig] = TaskConfig
+    # augmentations (``[{name, params}]``) used when the run config names none: the chain that
+    # belongs to the method (BYOL-A's); empty for tasks whose views need none
+    default_augment: list[dict[str, Any]] = []
 
     def __init__(self, encoder: Encoder, cfg: TaskConfig | None = None) -> None:
         super().__init__()

@@ -56,8 +56,9 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    # augmentations of the task's views: [{name: mel_warp, params: {max_warp: 0.15}}, ...]
-    augment: list[Any] = field(default_factory=list)
+    # augmentations of the task's views: [{name: mel_warp, params: {max_warp: 0.15}}, ...];
+    # None (unset): the task's own default chain (BYOL-A's for byol_a ...), [] for none at all
+    augment: list[Any] | None = None
 
 
 class ConfigError(ValueError):
@@ -88,7 +89,10 @@ def resolve(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError("encoder.name is missing; pick one of `pocketear list encoders`")
     get("encoder", enc["name"])
     out["frontend"] = _merge_dataclass(LogMelConfig, dict(out["frontend"]), "frontend")
-    out["augment"] = [dict(a) for a in out.get("augment") or []]
+    augment = out.get("augment")
+    if augment is None:
+        augment = getattr(task_cls, "default_augment", [])
+    out["augment"] = [dict(a) for a in augment]
     from pocketear.augment import build_augment
 
     try:

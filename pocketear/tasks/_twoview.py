@@ -1,0 +1,112 @@
+"""What the contrastive and teacher–student tasks share: two views of one clip, EMA teachers
+and a queue of past keys.
+
+Not a task itself (the leading underscore keeps it out of the registry's auto-import).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from pocketear.tasks.base import Batch, Example, Task, TaskConfig, crop
+
+
+@dataclass
+class TwoViewConfig(TaskConfig):
+    """Two-view sampler settings (documented again by each task's Config).
+
+    Attributes:
+        slice_frames: frames per view ``S``.
+        same_segment: both views from one segment (BYOL-A: only the augmentations differ) or
+            from two independent random segments of the clip (COLA).
+        max_pad_fraction: clips at most this fraction shorter than ``S`` are padded with their
+            minimum (silence); shorter ones yield ``None``.
+    """
+
+    same_segment: bool = True
+    max_pad_fraction: float = 0.1
+
+
+class TwoViewTask(Task):
+    """Sampler of two views ``view1``, ``view2`` ``(S, F)`` of one clip, each with its own
+    augmentation draw (``Task.view``); subclasses implement ``step``."""
+
+    Config = TwoViewConfig
+    cfg: TwoViewConfig
+
+    def sample(
+        self, clip: np.ndarray, rng: np.random.Generator, other: Callable[[], np.ndarray]
+    ) -> Example | None:
+        if clip.ndim != 2:
+            raise ValueError(f"expected a (T, F) log-mel, got shape {clip.shape}")
+        s = self.cfg.slice_frames
+        if len(clip) < s:
+            if s - len(clip) > self.cfg.max_pad_fraction * s:
+                return None
+            clip = crop(clip, 0, s)
+        last = len(clip) - s
+        a = int(rng.integers(0, last, endpoint=True))
+        b = a if self.cfg.same_segment else int(rng.integers(0, last, endpoint=True))
+        return {"view1": self.view(crop(clip, a, s), rng),
+                "view2": self.view(crop(clip, b, s), rng)}
+
+    def embed_views(self, batch: Batch, encoder: nn.Module | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Clip embeddings of both views in one encoder pass (BatchNorm sees both)."""
+        enc = encoder if encoder is not None else self.encoder
+        x = torch.cat([batch["view1"], batch["view2"]]).unsqueeze(1)
+        return enc.embed(x).chunk(2)
+
+    def monitor_embeddings(self, batch: Batch) -> torch.Tensor:
+        return self.encoder.embed(batch["view1"].unsqueeze(1))
+
+
+def projection_mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
+    """BYOL's projector/predictor: Linear → BatchNorm → ReLU → Linear (Grill et al. 2020,
+    Sec. 3.3)."""
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
+                         nn.Linear(hidden, out_dim))
+
+
+def frozen_copy(module: nn.Module) -> nn.Module:
+    """A copy for an EMA teacher: same weights, no gradients (the driver updates it by EMA)."""
+    target = copy.deepcopy(module)
+    for p in target.parameters():
+        p.requires_grad_(False)
+    return target
+
+
+class KeyQueue(nn.Module):
+    """FIFO of the last ``size`` keys ``(size, D)`` (MoCo, He et al. 2020, Sec. 3.2), kept in
+    buffers so it is saved with the task and restored on ``--resume``.
+
+    ``keys()`` returns only the filled part, newest last is not guaranteed (ring buffer).
+    """
+
+    def __init__(self, size: int, dim: int) -> None:
+        super().__init__()
+        if size < 0:
+            raise ValueError(f"queue size must be >= 0, got {size}")
+        self.register_buffer("data", torch.zeros(size, dim))
+        self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def push(self, keys: torch.Tensor) -> None:
+        size = self.data.shape[0]
+        if size == 0:
+            return
+        keys = keys.detach().to(self.data.dtype)[-size:]
+        idx = (self.ptr + torch.arange(len(keys))) % size
+        self.data[idx] = keys
+        self.ptr.copy_((self.ptr + len(keys)) % size)
+        self.count.copy_(torch.clamp(self.count + len(keys), max=size))
+
+    def keys(self) -> torch.Tensor:
+        return self.data[: int(self.count)]
