@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,13 +16,74 @@ class Augmentation:
     Slices are normalised log-mels (per-bin mean 0, std 1 on the pretraining corpus), so
     amplitudes are in units of each bin's standard deviation. ``bind(frontend)`` gives
     augmentations that need it the frontend's configuration (mel bin frequencies).
+
+    Optional hooks, for augmentations that learn something from the corpus before training
+    (normalisation statistics, k-means centroids): ``fit(clips, rng, progress)`` is called once by
+    the training loop on a fresh run, ``state()`` returns what it learnt as plain arrays (saved in
+    the run as ``augment_state.npz``, no pickling) and ``load_state`` restores it on ``--resume``.
+    ``reset()`` forgets transient state (memory banks) but keeps what ``fit`` learnt.
+    ``stochastic`` is False for augmentations that draw nothing from ``rng`` (normalisations).
     """
+
+    stochastic: bool = True
 
     def bind(self, frontend: LogMelConfig) -> Augmentation:
         return self
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
+
+    def fit(self, clips: Sequence[np.ndarray], rng: np.random.Generator,
+            progress: bool = False) -> None:
+        """Learn from the corpus' normalised clips ``(T_i, F)`` (default: nothing to learn)."""
+
+    def state(self) -> dict[str, np.ndarray]:
+        """What ``fit`` learnt, as named arrays (empty when nothing)."""
+        return {}
+
+    def load_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore ``state()``; an augmentation without state accepts only an empty one."""
+        if state:
+            raise ValueError(f"{type(self).__name__} has no fitted state, got {sorted(state)}")
+
+    def reset(self) -> None:
+        """Forget transient state gathered while augmenting (memory banks)."""
+
+    @property
+    def needs_fit(self) -> bool:
+        return type(self).fit is not Augmentation.fit
+
+
+class Clips(Sequence[np.ndarray]):
+    """``n`` clips read on demand through ``get(i)`` (the training loop's normalised cache)."""
+
+    def __init__(self, get: Callable[[int], np.ndarray], n: int) -> None:
+        self.get, self.n = get, int(n)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> np.ndarray:  # type: ignore[override]
+        if not -self.n <= i < self.n:
+            raise IndexError(i)
+        return self.get(i % self.n)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self.get(i) for i in range(self.n))
+
+
+class _Augmented(Clips):
+    """Clips passed through augmentations, clip ``i`` with its own seeded draw."""
+
+    def __init__(self, clips: Sequence[np.ndarray], augs: Sequence[Augmentation],
+                 seed: int) -> None:
+        def get(i: int) -> np.ndarray:
+            x, rng = clips[i], np.random.default_rng([seed, i])
+            for aug in augs:
+                x = aug(x, rng)
+            return np.asarray(x, dtype=np.float32)
+
+        super().__init__(get, len(clips))
 
 
 class Compose(Augmentation):
@@ -39,6 +100,39 @@ class Compose(Augmentation):
         for aug in self.augmentations:
             x = aug(x, rng)
         return np.ascontiguousarray(x, dtype=np.float32)
+
+    def fit(self, clips: Sequence[np.ndarray], rng: np.random.Generator,
+            progress: bool = False) -> None:
+        """Fit members in order, each on the clips as the members before it transform them (so
+        ``post_norm`` learns the statistics of augmented inputs, as BYOL-A's Post-Norm does);
+        then reset every member, so training starts with empty memory banks."""
+        for i, aug in enumerate(self.augmentations):
+            if aug.needs_fit:
+                seen = clips if i == 0 else _Augmented(clips, self.augmentations[:i],
+                                                       int(rng.integers(2**31)))
+                aug.fit(seen, rng, progress)
+        self.reset()
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Members' states under keys ``"{index}.{Class}.{key}"``."""
+        return {f"{i}.{type(a).__name__}.{k}": v
+                for i, a in enumerate(self.augmentations) for k, v in a.state().items()}
+
+    def load_state(self, state: Mapping[str, np.ndarray]) -> None:
+        parts: dict[int, dict[str, np.ndarray]] = {i: {} for i in range(len(self.augmentations))}
+        for key, value in state.items():
+            index, cls, name = (key.split(".", 2) + ["", ""])[:3]
+            i = int(index) if index.isdigit() else -1
+            if i not in parts or type(self.augmentations[i]).__name__ != cls or not name:
+                raise ValueError(f"augment state key {key!r} does not match the augmentations "
+                                 f"{[type(a).__name__ for a in self.augmentations]}")
+            parts[i][name] = np.asarray(value)
+        for i, aug in enumerate(self.augmentations):
+            aug.load_state(parts[i])
+
+    def reset(self) -> None:
+        for aug in self.augmentations:
+            aug.reset()
 
 
 def build_augment(specs: Sequence[Mapping[str, Any]] | None,
