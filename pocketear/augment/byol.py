@@ -88,8 +88,9 @@ class PreNorm(_Standardise):
 
 @register("augmentation", "post_norm")
 class PostNorm(_Standardise):
-    """BYOL-A's Post-Normalisation: standardise augmented views by statistics of augmented
-    views, computed before training, to undo the drift mixup and crops introduce (§3.2).
+    """BYOL-A's Post-Normalisation: standardise views by statistics of augmented views (§3.2).
+
+    The statistics are computed before training, to undo the drift mixup and crops introduce.
 
     Inside a :class:`Compose` it is fitted on the clips as transformed by the augmentations
     before it. Unfitted it is the identity. Args as :class:`PreNorm`.

@@ -3,7 +3,8 @@
 AdamW with linear warm-up and cosine decay, gradient clipping, optional bf16 autocast on CPU,
 seeded and resumable: batches are a pure function of (seed, step) and the checkpoint carries the
 optimiser, scheduler and RNG state, so a killed run resumed with ``--resume`` matches an
-uninterrupted one.
+uninterrupted one (except for the augmentations' memory banks, which are not stored: see
+``train/augment_state.py``, which also fits and stores what augmentations learn from the corpus).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pocketear.data.cache import FeatureCache, build_cache
 from pocketear.data.corpus import Corpus
 from pocketear.frontends.logmel import LogMelConfig
 from pocketear.tasks.monitors import effective_rank, embedding_std
+from pocketear.train.augment_state import prepare_augment
 from pocketear.train.batches import BatchSampler, steps_for_epochs
 from pocketear.train.build import build_encoder, build_frontend, build_task
 from pocketear.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -105,6 +107,8 @@ def pretrain(cfg: dict[str, Any], out: str | Path, resume: bool = False,
     def clip(i: int) -> np.ndarray:
         return (cache[i] - mean) / std
 
+    prepare_augment(task.augment, clip, len(cache), run_dir, tcfg["seed"], state is not None,
+                    progress)
     sampler = BatchSampler(clip, len(cache), task, ocfg["batch_size"], seed=tcfg["seed"])
     writer = MetricsWriter(run_dir, start_step=start)
 
