@@ -73,12 +73,16 @@ class Clips(Sequence[np.ndarray]):
 
 
 class _Augmented(Clips):
-    """Clips passed through augmentations, clip ``i`` with its own seeded draw."""
+    """Clips passed through augmentations, clip ``i`` with its own seeded draw (first cut to a
+    random window of ``frames`` frames when longer and ``frames`` is given)."""
 
     def __init__(self, clips: Sequence[np.ndarray], augs: Sequence[Augmentation],
-                 seed: int) -> None:
+                 seed: int, frames: int | None = None) -> None:
         def get(i: int) -> np.ndarray:
             x, rng = clips[i], np.random.default_rng([seed, i])
+            if frames and len(x) > frames:
+                start = int(rng.integers(len(x) - frames + 1))
+                x = x[start : start + frames]
             for aug in augs:
                 x = aug(x, rng)
             return np.asarray(x, dtype=np.float32)
@@ -102,14 +106,22 @@ class Compose(Augmentation):
         return np.ascontiguousarray(x, dtype=np.float32)
 
     def fit(self, clips: Sequence[np.ndarray], rng: np.random.Generator,
-            progress: bool = False) -> None:
+            progress: bool = False, frames: int | None = None) -> None:
         """Fit members in order, each on the clips as the members before it transform them (so
         ``post_norm`` learns the statistics of augmented inputs, as BYOL-A's Post-Norm does);
-        then reset every member, so training starts with empty memory banks."""
+        then reset every member, so training starts with empty memory banks.
+
+        A member preceded only by deterministic ones (``pre_norm``) sees whole clips (k-mix
+        clusters whole clips' time averages); one preceded by a stochastic augmentation sees a
+        random window of ``frames`` frames of each clip (the task's slice length: what training
+        views look like, and it bounds what memory banks hold during the fit).
+        """
         for i, aug in enumerate(self.augmentations):
             if aug.needs_fit:
-                seen = clips if i == 0 else _Augmented(clips, self.augmentations[:i],
-                                                       int(rng.integers(2**31)))
+                before = self.augmentations[:i]
+                window = frames if any(a.stochastic for a in before) else None
+                seen = clips if not before else _Augmented(clips, before,
+                                                           int(rng.integers(2**31)), window)
                 aug.fit(seen, rng, progress)
         self.reset()
 

@@ -20,15 +20,19 @@ from pathlib import Path
 
 import numpy as np
 
-from pocketear.augment.base import Augmentation, Clips
+from pocketear.augment.base import Augmentation, Clips, Compose
 
 STATE_FILE = "augment_state.npz"
 
 
 def prepare_augment(augment: Augmentation | None, clip: Callable[[int], np.ndarray],
                     n_clips: int, run_dir: Path, seed: int, resume: bool,
-                    progress: bool = True) -> None:
-    """Fit ``augment`` on the clips and save its state, or load the saved state on resume."""
+                    progress: bool = True, frames: int | None = None) -> None:
+    """Fit ``augment`` on the clips and save its state, or load the saved state on resume.
+
+    ``frames``: the task's slice length, the window augmented clips are cut to for the members
+    fitted after a stochastic augmentation (see :meth:`Compose.fit`).
+    """
     if augment is None or not hasattr(augment, "fit"):
         return
     path = Path(run_dir) / STATE_FILE
@@ -41,7 +45,11 @@ def prepare_augment(augment: Augmentation | None, clip: Callable[[int], np.ndarr
             raise ValueError(f"{path}: {err}; the run's augment config changed? delete the "
                              "file to refit") from None
         return
-    augment.fit(Clips(clip, n_clips), np.random.default_rng([seed, 3]), progress)
+    rng = np.random.default_rng([seed, 3])
+    if isinstance(augment, Compose):
+        augment.fit(Clips(clip, n_clips), rng, progress, frames=frames)
+    else:
+        augment.fit(Clips(clip, n_clips), rng, progress)
     state = augment.state()
     if not state:
         return

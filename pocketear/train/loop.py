@@ -108,7 +108,7 @@ def pretrain(cfg: dict[str, Any], out: str | Path, resume: bool = False,
         return (cache[i] - mean) / std
 
     prepare_augment(task.augment, clip, len(cache), run_dir, tcfg["seed"], state is not None,
-                    progress)
+                    progress, frames=getattr(task.cfg, "slice_frames", None))
     sampler = BatchSampler(clip, len(cache), task, ocfg["batch_size"], seed=tcfg["seed"])
     writer = MetricsWriter(run_dir, start_step=start)
 

@@ -256,3 +256,23 @@ def test_compose_state_round_trip_and_mismatch() -> None:
 def test_bad_params_are_value_errors(name: str, params: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         build_augment([{"name": name, "params": params}], CFG)
+
+
+class _Recorder(PostNorm):
+    """post_norm that records the lengths of the clips it is fitted on."""
+
+    def fit(self, clips, rng, progress=False):
+        self.lengths = [len(c) for c in clips]
+        super().fit(clips, rng, progress)
+
+
+def test_compose_fit_windows_only_after_stochastic_members() -> None:
+    clips = _three_sounds(9)  # 50..58 frames
+    first, after_pre, after_mix = _Recorder(), _Recorder(), _Recorder()
+    Compose([first, PreNorm(), after_pre, LogMixupExp(), after_mix]).fit(
+        clips, np.random.default_rng(0), frames=20)
+    whole = [len(c) for c in clips]
+    assert first.lengths == whole and after_pre.lengths == whole  # k-mix would see whole clips
+    assert after_mix.lengths == [20] * 9  # training-like windows after mixup
+    Compose([LogMixupExp(), after_mix]).fit(clips, np.random.default_rng(0))
+    assert after_mix.lengths == whole  # no frames given: whole clips
