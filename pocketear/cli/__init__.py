@@ -1,11 +1,18 @@
 """The ``pocketear`` command line: one sub-command per driver, each with ``--help``.
 
 Commands, in the order of the workflow: ``list``, ``synth``, ``prepare``, ``cache`` (data),
-``pretrain`` (training), ``evaluate``, ``report``, ``compare`` (evaluation), ``export``,
-``embed`` (deployment). Each module registers its commands with :func:`command`.
+``cluster``, ``pretrain``, ``tokenizer`` (training), ``evaluate``, ``report``, ``compare``
+(evaluation), ``export``, ``embed`` (deployment). Each module registers its commands with
+:func:`command`.
 """
 
-from pocketear.cli import data, deploy, evaluation, train  # noqa: F401  (register commands)
+from pocketear.cli import (  # noqa: F401  (register commands)
+    data,
+    deploy,
+    evaluation,
+    masked,
+    train,
+)
 from pocketear.cli.core import COMMANDS, build_parser, command, main
 
 __all__ = ["COMMANDS", "build_parser", "command", "main"]

@@ -7,8 +7,8 @@ import sys
 import warnings
 from collections.abc import Callable
 
-ORDER = ("list", "synth", "prepare", "cache", "pretrain", "evaluate", "report", "compare",
-         "export", "embed")  # the workflow's order, for --help
+ORDER = ("list", "synth", "prepare", "cache", "cluster", "pretrain", "tokenizer", "evaluate",
+         "report", "compare", "export", "embed")  # the workflow's order, for --help
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], int]]] = {}
 

@@ -19,6 +19,8 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--steps", type=int, help="optimiser steps")
     group.add_argument("--epochs", type=float, help="epochs over the corpus's clips")
+    p.add_argument("--targets", help="targets file: for --task hubert from `pocketear cluster` "
+                   "(task.targets), for --task beats from `pocketear tokenizer` (task.tokenizer)")
     p.add_argument("--out", type=Path, required=True, help="run folder")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint (same data order "
@@ -42,6 +44,12 @@ def _pretrain(args: argparse.Namespace) -> int:
                        ("train.epochs", args.epochs)):
         if value is not None:
             sets.append(f"{key}={value}")
+    if args.targets is not None:
+        key = {"hubert": "task.targets", "beats": "task.tokenizer"}.get(args.task or "")
+        if key is None:
+            raise ValueError("--targets goes with --task hubert (a `pocketear cluster` file) or "
+                             "--task beats (a `pocketear tokenizer` file)")
+        sets.append(f"{key}={args.targets}")
     if args.resume:
         cfg = {"train": {"steps": args.steps or 0}}
     else:

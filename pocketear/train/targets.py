@@ -1,0 +1,128 @@
+"""Make target files for the discrete masked tasks: ``pocketear cluster`` (HuBERT) and
+``pocketear tokenizer`` (BEATs' next iteration). See :mod:`pocketear.tasks.frame_targets`.
+
+Frames come from the corpus's normalised log-mels: iteration 1 normalises with the corpus
+statistics (those a pretraining run on the same corpus computes, so the features match what the
+task sees), later iterations with the run's own frontend statistics, and run the run's frozen
+encoder over ``input_frames`` windows. At most ``max_frames`` frames (a seeded random subset)
+are clustered with scikit-learn's MiniBatchKMeans, one progress-bar tick per mini-batch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from pocketear.model import Pretrained, load, segment
+from pocketear.tasks.frame_targets import encoder_layer, mfcc, save_targets
+from pocketear.train.config import load_config
+from pocketear.train.loop import prepare_data
+
+
+def default_layer(encoder: torch.nn.Module) -> int:
+    """The middle block for encoders with blocks (HuBERT's iteration 2 used a middle layer of
+    its 12), else 0 (the output)."""
+    blocks = getattr(encoder, "blocks", None)
+    return max(1, len(blocks) // 2) if hasattr(encoder, "layer_outputs") and blocks else 0
+
+
+def _subsample(rows: list[np.ndarray], max_frames: int, seed: int) -> np.ndarray:
+    x = np.concatenate(rows).astype(np.float32)
+    if len(x) > max_frames:
+        x = x[np.sort(np.random.default_rng(seed).choice(len(x), max_frames, replace=False))]
+    return x
+
+
+@torch.no_grad()
+def model_frames(model: Pretrained, clips: list[np.ndarray], layer: int,
+                 progress: bool = True) -> list[np.ndarray]:
+    """Layer-``layer`` frame features of each normalised log-mel, window by window."""
+    enc = model.encoder.eval()
+    out = []
+    for x in tqdm(clips, desc="features", unit="clip", disable=not progress, leave=False):
+        w = segment(torch.from_numpy(x), enc.input_frames)
+        out.append(encoder_layer(enc, w[:, None], layer).reshape(-1, enc.embed_dim).numpy())
+    return out
+
+
+def kmeans(x: np.ndarray, k: int, seed: int = 0, epochs: int = 3, batch_size: int = 4096,
+           progress: bool = True) -> tuple[np.ndarray, float]:
+    """MiniBatchKMeans by ``partial_fit`` over shuffled mini-batches; (centroids, inertia)."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    if len(x) < k:
+        raise ValueError(f"{len(x)} frames cannot make {k} clusters; lower --k or add data")
+    batch_size = max(batch_size, 3 * k)
+    km = MiniBatchKMeans(n_clusters=k, random_state=seed, batch_size=batch_size, n_init=3)
+    rng = np.random.default_rng(seed)
+    steps = [(e, lo) for e in range(epochs) for lo in range(0, len(x), batch_size)]
+    order = rng.permutation(len(x))
+    for e, lo in tqdm(steps, desc=f"k-means k={k}", unit="batch", disable=not progress):
+        if lo == 0 and e > 0:
+            order = rng.permutation(len(x))
+        chunk = x[order[lo: lo + batch_size]]
+        if len(chunk) < k:  # partial_fit needs k rows; the short tail joins the next epoch
+            continue
+        km.partial_fit(chunk)
+    inertia = float(-km.score(x[: min(len(x), 50_000)]))
+    return km.cluster_centers_.astype(np.float32), inertia
+
+
+def _corpus_clips(cfg: dict[str, Any], where: Path, progress: bool,
+                  stats: tuple[np.ndarray, np.ndarray] | None) -> list[np.ndarray]:
+    cache = prepare_data(cfg, where, progress)
+    mean, std = stats if stats is not None else (cache.mean, cache.std)
+    return [((cache[i] - mean) / std).astype(np.float32) for i in range(len(cache))]
+
+
+def make_targets(run: str | Path | None = None, data: str | None = None,
+                 features: str = "mfcc", layer: int | None = None, k: int = 100,
+                 out: str | Path | None = None, metric: str = "euclidean",
+                 max_frames: int = 200_000, seed: int = 0, epochs: int = 3,
+                 progress: bool = True) -> tuple[Path, dict[str, Any]]:
+    """Cluster frames into a target file; returns (path, metadata).
+
+    ``run`` set: features of that run's encoder at ``layer`` on ``data`` (default: the run's
+    own training data). ``run`` unset: ``features`` (mfcc | logmel) of ``data`` (iteration 1).
+    """
+    if run is None:
+        if not data:
+            raise ValueError("give a RUN_DIR (features of a trained encoder) or --data (MFCC / "
+                             "log-mel frames for iteration 1)")
+        if features not in ("mfcc", "logmel"):
+            raise ValueError(f"--features must be mfcc or logmel, got {features!r}")
+        out = Path(out or f"targets_{features}_k{k}.npz")
+        cfg = load_config(None, [f"data.source={data}", "task.name=hubert"])
+        clips = _corpus_clips(cfg, out.parent / "_cluster", progress, None)
+        rows = [mfcc(torch.from_numpy(c)).numpy() if features == "mfcc" else c for c in clips]
+        kind, extra = features, {}
+    else:
+        model = load(run)
+        cfg = model.config
+        if data:
+            cfg = {**cfg, "data": {**cfg["data"], "source": data, "where": {}}}
+        layer = default_layer(model.encoder) if layer is None else layer
+        run_dir = Path(model.source).parent.parent
+        out = Path(out or run_dir / f"targets_layer{layer}_k{k}.npz")
+        fe = model.frontend
+        stats = (fe.mean.numpy(), fe.std.numpy()) if bool(fe.normalised) else None
+        clips = _corpus_clips(cfg, run_dir, progress, stats)
+        rows = model_frames(model, clips, layer, progress)
+        enc_cfg = {**cfg["encoder"], "n_mels": cfg["frontend"].get("n_mels", 64)}
+        kind = "model"
+        extra = {"encoder_cfg": enc_cfg, "encoder_state": model.encoder.state_dict()}
+    x = _subsample(rows, max_frames, seed)
+    if metric == "cosine":
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-8)
+    centroids, inertia = kmeans(x, k, seed, epochs, progress=progress)
+    if metric == "cosine":
+        centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-8)
+    meta = {"k": k, "kind": kind, "metric": metric, "layer": int(layer or 0),
+            "frames": len(x), "clips": len(clips), "inertia": inertia,
+            "run": str(run) if run else "", "data": str(data or cfg["data"]["source"])}
+    path = save_targets(out, centroids, kind, metric, int(layer or 0), meta=meta, **extra)
+    return path, meta
