@@ -33,7 +33,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import machine_info, write_json  # noqa: E402
-from synthetic import PAPER_TASKS  # noqa: E402
+from synthetic import pretrain_all, task_list  # noqa: E402
+from variants import merge_pretrain_seeds, task_sets  # noqa: E402
 
 VIEWS = ("clip", "seg3", "group-std", "seg3+group-std")
 # FSDD clips last 0.25-0.66 s (5th-95th percentile, median 0.42 s): the paper's 0.96 s slices
@@ -47,6 +48,8 @@ SHORT_CLIPS = {
     "temporal_gap": ["task.slice_frames=24", "task.max_gap_frames=60",
                      "task.max_pad_fraction=0.5"],
     "triplet": ["task.slice_frames=24", "task.max_pad_fraction=0.5"],
+    **{t: ["task.slice_frames=32", "task.max_pad_fraction=0.5"]
+       for t in ("cola", "byol_a", "slicer", "delores_s")},
 }
 
 
@@ -78,7 +81,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--json", required=True, help="write the results here")
     p.add_argument("--out", type=Path, default=Path("out/bench_fsdd"), help="work folder")
     p.add_argument("--settings", default="fsdd,synthetic,both")
-    p.add_argument("--tasks", default=",".join(PAPER_TASKS))
+    p.add_argument("--tasks", default="paper",
+                   help="variants (variants.py), or the groups 'paper', 'contrastive'")
+    p.add_argument("--set", dest="task_sets", action="append", default=[],
+                   metavar="TASK:KEY=VALUE", help="override for one task's runs, e.g. "
+                   "slicer:task.tau=0.99 (repeatable)")
+    p.add_argument("--pretrain-seeds", type=int, default=1,
+                   help="pretraining runs per variant; the table's ± is then their spread")
     p.add_argument("--encoder", default="mobile_100")
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--batch", type=int, default=64)
@@ -95,9 +104,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from pocketear.evaluate.report import write_report
     from pocketear.evaluate.runner import evaluate
     from pocketear.evaluate.suite_fsdd import FSDDSuite
-    from pocketear.train.checkpoint import load_checkpoint
-    from pocketear.train.config import load_config
-    from pocketear.train.loop import pretrain
+    from pocketear.evaluate.table import format_table
 
     t0 = time.perf_counter()
     sources = pretraining_sources(args)
@@ -110,33 +117,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for setting in [s for s in args.settings.split(",") if s]:
         manifest, filters = sources[setting]
         folder = setting + ("+aug" if augment else "")
-        ckpts, runs = [], {}
-        for task in [t for t in args.tasks.split(",") if t]:
-            run = args.out / folder / "runs" / task
-            ckpt = run / "checkpoints" / "last.pt"
-            t_run = time.perf_counter()
-            done = ckpt.exists() and int(load_checkpoint(ckpt)["step"]) >= args.steps
-            if not done:
-                cfg = load_config(None, [
-                    f"task.name={task}", f"encoder.name={args.encoder}",
-                    f"data.source={manifest}", *filters,
-                    *(SHORT_CLIPS.get(task, []) if setting != "synthetic" else []),
-                    f"data.cache_dir={args.out / '.cache'}", f"train.steps={args.steps}",
-                    f"optim.batch_size={args.batch}", *aug_sets])
-                print(f"[{setting}] pretraining {task} ({args.steps} steps)", flush=True)
-                pretrain(cfg, run, resume=ckpt.exists())
-            runs[task] = {"checkpoint": str(ckpt), "seconds": time.perf_counter() - t_run,
-                          "reused": done}
-            ckpts.append(str(ckpt))
+        runs = pretrain_all(task_list(args.tasks), manifest, args.out / folder, args.encoder,
+                            args.steps, args.batch, args.pretrain_seeds,
+                            sets=task_sets(args.task_sets,
+                                           SHORT_CLIPS if setting != "synthetic" else None),
+                            filters=tuple(filters), cache_dir=args.out / ".cache",
+                            extra=tuple(aug_sets))
         eval_dir = args.out / folder / "eval"
         t_eval = time.perf_counter()
-        results = evaluate(ckpts, FSDDSuite(args.data), eval_dir, probes=("linear",),
+        results = evaluate([r["checkpoint"] for r in runs.values()], FSDDSuite(args.data),
+                           eval_dir, probes=("linear",), names=list(runs),
                            shots=[int(k) for k in args.shots.split(",") if k], seeds=args.seeds,
                            baselines=True, views=args.views.split(","), progress=True,
                            cache_dir=args.out / ".emb_cache")
         write_report(eval_dir)
+        pooled = merge_pretrain_seeds(results["results"])
+        print(format_table({**results, "results": pooled}))
         out["settings"][folder] = {"pretrain": runs, "eval_seconds": time.perf_counter() - t_eval,
-                                    "results": results["results"], "tasks": results["tasks"]}
+                                    "results": results["results"], "tasks": results["tasks"],
+                                    "pooled": pooled}
         write_json(args.json, out)
     out["seconds_total"] = time.perf_counter() - t0
     write_json(args.json, out)

@@ -1,9 +1,15 @@
-"""The four seed-paper pretext tasks on the built-in ``synthetic`` suite, against the baselines.
+"""Pretext tasks on the built-in ``synthetic`` suite, against the baselines.
 
 Usage::
 
     .venv/bin/python benchmarks/synthetic.py --json out/synthetic.json \
-        [--minutes 30] [--steps 1000] [--encoder mobile_100] [--seeds 3] [--tasks a,b,...]
+        [--minutes 30] [--steps 1000] [--encoder mobile_100] [--seeds 3] [--tasks a,b,...] \
+        [--pretrain-seeds 3]
+
+``--tasks`` takes registered tasks or the named variants of ``variants.py`` (``contrastive``
+expands to COLA bilinear/cosine, BYOL-A with mixup+RRC / mixup only / RRC only, SLICER and
+DeLoRes-S). With ``--pretrain-seeds N`` every variant is pretrained N times and the table's ± is
+the spread over pretraining runs.
 
 Writes the synthetic corpus (``--minutes`` of audio, half labelled 1 s events, half 10–30 s
 long-form recordings), pretrains every task on the long-form half only (labels unused), then
@@ -24,33 +30,55 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import machine_info, write_json  # noqa: E402
+from variants import (  # noqa: E402
+    CONTRASTIVE,
+    PAPER_TASKS,
+    merge_pretrain_seeds,
+    run_name,
+    task_sets,
+    variant,
+)
 
-PAPER_TASKS = ("audio2vec_cbow", "audio2vec_skipgram", "temporal_gap", "triplet")
+
+def task_list(spec: str) -> list[str]:
+    """Comma-separated variants; ``paper`` and ``contrastive`` expand to their groups."""
+    groups = {"paper": PAPER_TASKS, "contrastive": CONTRASTIVE}
+    return [v for t in spec.split(",") if t for v in groups.get(t, (t,))]
 
 
 def pretrain_all(tasks: list[str], manifest: Path, out: Path, encoder: str, steps: int,
-                 batch: int, seed: int) -> dict[str, dict[str, Any]]:
-    """Pretrain (or reuse) one run per task; returns per-task wall time and final loss."""
+                 batch: int, seeds: int = 1, sets: dict[str, list[str]] | None = None,
+                 filters: tuple[str, ...] = ("data.where.kind=longform",),
+                 cache_dir: Path | None = None, extra: tuple[str, ...] = ()
+                 ) -> dict[str, dict[str, Any]]:
+    """Pretrain (or reuse) ``seeds`` runs per variant; returns, per method name, the
+    checkpoint, wall time and final loss. ``sets`` adds overrides per task name, ``extra`` to
+    every run (a variant's own overrides come last)."""
     from pocketear.train.checkpoint import load_checkpoint
     from pocketear.train.config import load_config
     from pocketear.train.loop import pretrain
 
     info = {}
-    for task in tasks:
-        run = out / "runs" / task
-        ckpt = run / "checkpoints" / "last.pt"
-        t0 = time.perf_counter()
-        if ckpt.exists() and int(load_checkpoint(ckpt)["step"]) >= steps:
-            print(f"reusing {run}")
-            summary: dict[str, Any] = {}
-        else:
-            cfg = load_config(None, [
-                f"task.name={task}", f"encoder.name={encoder}", f"data.source={manifest}",
-                "data.where.kind=longform", f"data.cache_dir={out / '.cache'}",
-                f"train.steps={steps}", f"optim.batch_size={batch}", f"train.seed={seed}"])
-            summary = pretrain(cfg, run, resume=ckpt.exists())
-        info[task] = {"checkpoint": str(ckpt), "seconds": time.perf_counter() - t0,
-                      "final_loss": summary.get("final", {}).get("loss")}
+    for name in tasks:
+        task, overrides = variant(name)
+        for seed in range(seeds):
+            method = run_name(name, seed, seeds)
+            run = out / "runs" / (name if seeds == 1 else f"{name}/seed{seed}")
+            ckpt = run / "checkpoints" / "last.pt"
+            t0 = time.perf_counter()
+            if ckpt.exists() and int(load_checkpoint(ckpt)["step"]) >= steps:
+                print(f"reusing {run}")
+                summary: dict[str, Any] = {}
+            else:
+                cfg = load_config(None, [
+                    f"task.name={task}", f"encoder.name={encoder}", f"data.source={manifest}",
+                    *filters, f"data.cache_dir={cache_dir or out / '.cache'}",
+                    f"train.steps={steps}", f"optim.batch_size={batch}", f"train.seed={seed}",
+                    *(sets or {}).get(task, []), *extra, *overrides])
+                print(f"pretraining {method} ({steps} steps)", flush=True)
+                summary = pretrain(cfg, run, resume=ckpt.exists())
+            info[method] = {"checkpoint": str(ckpt), "seconds": time.perf_counter() - t0,
+                            "final_loss": summary.get("final", {}).get("loss")}
     return info
 
 
@@ -65,26 +93,35 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--encoder", default="mobile_100")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--probes", default="linear,knn")
-    p.add_argument("--tasks", default=",".join(PAPER_TASKS))
+    p.add_argument("--tasks", default="paper",
+                   help="variants (variants.py), or the groups 'paper', 'contrastive'")
+    p.add_argument("--set", dest="task_sets", action="append", default=[],
+                   metavar="TASK:KEY=VALUE", help="override for one task's runs, e.g. "
+                   "slicer:task.tau=0.99 (repeatable)")
+    p.add_argument("--pretrain-seeds", type=int, default=1)
     args = p.parse_args(argv)
 
     from pocketear.evaluate.runner import evaluate
     from pocketear.evaluate.suites import SyntheticSuite
+    from pocketear.evaluate.table import format_table
 
     t0 = time.perf_counter()
     suite = SyntheticSuite(minutes=args.minutes)
     suite.tasks(args.out, progress=True)  # writes the corpus once
     manifest = suite.folder(args.out) / "manifest.csv"
-    tasks = [t for t in args.tasks.split(",") if t]
-    runs = pretrain_all(tasks, manifest, args.out, args.encoder, args.steps, args.batch, 0)
+    runs = pretrain_all(task_list(args.tasks), manifest, args.out, args.encoder, args.steps,
+                        args.batch, args.pretrain_seeds, sets=task_sets(args.task_sets))
     results = evaluate([r["checkpoint"] for r in runs.values()], suite, args.out / "eval",
                        probes=args.probes.split(","), seeds=args.seeds, baselines=True,
-                       data_dir=args.out, progress=True)
+                       data_dir=args.out, progress=True, names=list(runs))
+    pooled = merge_pretrain_seeds(results["results"])
+    print(format_table({**results, "results": pooled}))
     from pocketear.evaluate.report import write_report
 
     write_report(args.out / "eval")
     res = {"machine": machine_info(), "config": vars(args) | {"out": str(args.out)},
-           "pretrain": runs, "results": results["results"], "tasks": results["tasks"],
+           "pretrain": runs, "results": results["results"], "pooled": pooled,
+           "tasks": results["tasks"],
            "seconds_total": time.perf_counter() - t0}
     write_json(args.json, res)
     print(f"-> {args.json}; report {args.out / 'eval' / 'report.html'}")

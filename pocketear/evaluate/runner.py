@@ -58,13 +58,15 @@ def _run_dir(checkpoint: Path) -> Path:
         else checkpoint.parent
 
 
-def _load_methods(checkpoints: list[str]) -> list[Method]:
+def _load_methods(checkpoints: list[str], names: list[str] | None = None) -> list[Method]:
+    if names is not None and len(names) != len(checkpoints):
+        raise ValueError(f"{len(names)} names for {len(checkpoints)} checkpoints")
     taken = set(bl.BASELINES)
     out = []
-    for ckpt in checkpoints:
+    for i, ckpt in enumerate(checkpoints):
         model = load(ckpt)
         path = Path(model.source).resolve()
-        base = str(model.config.get("task", {}).get("name") or path.stem)
+        base = names[i] if names else str(model.config.get("task", {}).get("name") or path.stem)
         name, n = base, 1
         while name in taken:
             n += 1
@@ -283,6 +285,7 @@ def evaluate(
     budget: bl.TrainBudget | None = None,
     echo: bool | None = None,
     views: tuple[str, ...] | list[str] = (DEFAULT_VIEW,),
+    names: list[str] | None = None,
 ) -> dict[str, Any]:
     """Evaluate checkpoints (files or run folders) on a suite against baselines.
 
@@ -305,6 +308,8 @@ def evaluate(
         views: label-free ways of reading the embeddings, each a separate set of rows applied
             to every method alike (see :func:`parse_view`): ``clip`` (default), ``seg3``,
             ``group-std`` (tasks with groups only), ``seg3+group-std``.
+        names: method names of the checkpoints, in order (default: their pretext task, with
+            ``-2``, ``-3`` … on repeats).
 
     Returns:
         The results dict written to ``out/results.json``.
@@ -329,7 +334,7 @@ def evaluate(
     ctx = {"cache_dir": Path(cache_dir) if cache_dir else out.resolve().parent / ".emb_cache",
            "workers": workers, "progress": progress, "baselines": baselines, "seeds": seeds,
            "shots_all": [None, *shots], "budget": budget or bl.TrainBudget(), "views": views}
-    methods = _load_methods([str(c) for c in checkpoints])
+    methods = _load_methods([str(c) for c in checkpoints], names)
     tasks = suite_obj.tasks(data_dir, progress)
     reference = methods[0].model if methods else None
     names = [m.name for m in methods] + (list(bl.BASELINES) if baselines else [])

@@ -101,3 +101,14 @@ def test_cola_similarities(make_encoder, make_batch) -> None:
     assert logits.shape == (6, 6) and float(logits.abs().max()) <= 1 / 0.5 + 1e-5
     with pytest.raises(ValueError, match="similarity"):
         _task("cola", make_encoder(), similarity="dot")
+
+
+def test_default_augmentation_chains() -> None:
+    from pocketear.train.config import load_config
+
+    cfg = load_config(None, ["task.name=byol_a"])
+    assert [a["name"] for a in cfg["augment"]] == ["pre_norm", "log_mixup_exp",
+                                                  "random_resize_crop", "post_norm"]
+    assert [a["name"] for a in load_config(None, ["task.name=slicer"])["augment"]][1] == "kmix"
+    assert load_config(None, ["task.name=byol_a", "augment=[]"])["augment"] == []
+    assert load_config(None, ["task.name=cola"])["augment"] == []
