@@ -105,6 +105,15 @@ def test_unknown_probe_and_empty_run_are_refused(labelled: dict[str, Any],
         evaluate([], str(labelled["manifest"]), tmp_path, baselines=False, progress=False)
 
 
+def test_methods_take_given_names(labelled: dict[str, Any], tmp_path: Path) -> None:
+    run = str(labelled["run"])
+    res = evaluate([run, run], str(labelled["manifest"]), tmp_path, baselines=False,
+                   progress=False, workers=1, names=["a#s0", "a#s1"])
+    assert set(res["methods"]) == {"a#s0", "a#s1"}
+    with pytest.raises(ValueError, match="2 names for 1 checkpoints"):
+        evaluate([run], str(labelled["manifest"]), tmp_path, names=["a", "b"], progress=False)
+
+
 def test_unknown_suite_names_the_choices(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="registered suites are .*synthetic"):
         resolve_suite("no-such-suite")
