@@ -130,19 +130,21 @@ class KWT(TokenEncoder):
         dim: token dimension. depth: blocks. heads: attention heads. mlp: MLP hidden size.
         n_mels: mel bins per frame. max_frames: longest input (learned positions).
         prenorm: pre-norm blocks (default) or post-norm. dropout: dropout in the blocks.
+        input_frames: the window the model is applied to when embedding clips (default 96
+            frames = 0.96 s, the project's patch; e.g. 64 for sub-second keyword clips).
     """
 
     input_frames = 96
 
     def __init__(self, dim: int = 64, depth: int = 12, heads: int = 1, mlp: int = 256,
                  n_mels: int = 64, max_frames: int = 256, prenorm: bool = True,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, input_frames: int = 96) -> None:
         super().__init__()
-        if min(dim, depth, heads, mlp, n_mels, max_frames) < 1:
+        if min(dim, depth, heads, mlp, n_mels, max_frames, input_frames) < 1:
             raise ValueError("dim, depth, heads, mlp, n_mels and max_frames must be >= 1")
         self.embed_dim, self.n_mels, self.max_frames = int(dim), int(n_mels), int(max_frames)
         self.frame_hop_ms = INPUT_HOP_MS
-        self.input_frames = min(96, self.max_frames)
+        self.input_frames = min(int(input_frames), self.max_frames)
         self.proj = nn.Linear(n_mels, dim)
         self.pos = nn.Parameter(torch.zeros(1, max_frames, dim))
         nn.init.trunc_normal_(self.pos, std=0.02)
