@@ -7,6 +7,7 @@ import torch
 
 import pocketear
 from pocketear.cli import main
+from pocketear.registry import get
 from pocketear.train.batches import BatchSampler
 from pocketear.train.checkpoint import CheckpointError, load_checkpoint
 from pocketear.train.config import ConfigError, load_config
@@ -126,3 +127,16 @@ def test_cli_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     rc = main(["pretrain", "--task", "triplet", "--data", str(tmp_path / "missing"),
                "--out", str(tmp_path / "run"), "--no-progress"])
     assert rc == 2 and "no such folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task", [t for t in pocketear.available("task")
+                                  if get("task", t).default_augment])
+def test_tasks_with_their_own_augmentations_train_and_resume(task: str, tone_folder: Path,
+                                                             tmp_path: Path) -> None:
+    """The paper's augmentation chain (used when the config names none) fits on the corpus,
+    trains, and a resumed run continues from the stored augmentation state."""
+    cfg = _cfg(tone_folder, task, steps=3, **{"task.slice_frames": 48})
+    assert cfg["augment"] == get("task", task).default_augment
+    pretrain(cfg, tmp_path / "run", progress=False)
+    summary = pretrain({"train": {"steps": 4}}, tmp_path / "run", resume=True, progress=False)
+    assert summary["resumed_from"] == 3 and np.isfinite(summary["final"]["loss"])
