@@ -57,8 +57,8 @@ from pocketear.train.config import load_config  # noqa: E402
 from pocketear.train.loop import pretrain  # noqa: E402
 
 FRAMES = 64
-DEFAULT_STEPS = {"kwt1": 300, "kwt2": 120, "kwt3": 50}
-DEFAULT_FT = {"kwt1": 120, "kwt2": 60, "kwt3": 30}
+DEFAULT_STEPS = {"kwt1": 1000, "kwt2": 250, "kwt3": 100}
+DEFAULT_FT = {"kwt1": 200, "kwt2": 100, "kwt3": 50}
 
 
 def parse_sizes(spec: str, default: dict[str, int]) -> dict[str, int]:
@@ -79,7 +79,8 @@ def pretrain_size(size: str, manifest: Path, out: Path, steps: int, batch: int,
         "task.ema_start=0.99", "task.ema_end=0.999",
         f"encoder.name={size}", f"encoder.input_frames={FRAMES}",
         f"data.source={manifest}", "data.where.split=train", f"data.cache_dir={out / '.cache'}",
-        f"train.steps={steps}", "train.seed=0", "train.log_every=10", "train.monitor_every=50",
+        f"train.steps={steps}", "train.seed=0", f"train.threads={torch.get_num_threads()}",
+        "train.log_every=10", "train.monitor_every=50",
         f"train.ckpt_every={10 * steps}", f"optim.batch_size={batch}", f"optim.lr={lr}",
         f"optim.warmup_steps={max(1, steps // 10)}", "optim.weight_decay=0.01",
     ])
@@ -131,10 +132,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--fraction", type=float, default=0.2)
     ap.add_argument("--steps", default="", help="pretraining steps per size, e.g. kwt1=300")
     ap.add_argument("--ft-steps", default="", help="fine-tuning steps per size, e.g. kwt1=120")
-    ap.add_argument("--batch", type=int, default=32, help="pretraining batch")
+    ap.add_argument("--kshot-finetune", default="kwt1,kwt2,kwt3",
+                    help="sizes whose k-shot setting is also fine-tuned (others: probes only)")
+    ap.add_argument("--batch", default="", help="pretraining batch per size, e.g. kwt1=32 "
+                    "(default 32)")
     ap.add_argument("--lr", type=float, default=1e-3, help="pretraining learning rate")
     ap.add_argument("--ft-lr", type=float, default=1e-3, help="fine-tuning learning rate")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (1: stable on a shared 2-core machine)")
     args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
     steps, ft_steps = parse_sizes(args.steps, DEFAULT_STEPS), parse_sizes(args.ft_steps,
                                                                          DEFAULT_FT)
     t_start = time.perf_counter()
@@ -148,7 +155,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                            "frames": FRAMES, "sizes": {}}
     for size in args.sizes.split(","):
         t0 = time.perf_counter()
-        run, summary = pretrain_size(size, manifest, args.out, steps[size], args.batch, args.lr)
+        batch = parse_sizes(args.batch, {size: 32})[size]
+        run, summary = pretrain_size(size, manifest, args.out, steps[size], batch, args.lr)
         pre = load(run)
         t_pre = time.perf_counter() - t0
         cache = logmels(corpus, args.out / ".emb_cache", pre.frontend.cfg, progress=False)
@@ -170,16 +178,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 rand = bl.random_init(pre, seed)
                 acc["probe_random"].append(probe_acc(rand, clips, y, train, test, seed))
                 acc["probe_pretrained"].append(probe_acc(pre, clips, y, train, test, seed))
-                a, _ = finetune_acc(rand.encoder, clips, y, train, test, seed, ft_steps[size],
-                                    args.ft_lr)
-                acc["scratch"].append(a)
-                a, _ = finetune_acc(copy.deepcopy(pre.encoder), clips, y, train, test, seed,
-                                    ft_steps[size], args.ft_lr)
-                acc["finetune"].append(a)
+                if setting.endswith("%") or size in args.kshot_finetune.split(","):
+                    a, _ = finetune_acc(rand.encoder, clips, y, train, test, seed,
+                                        ft_steps[size], args.ft_lr)
+                    acc["scratch"].append(a)
+                    a, _ = finetune_acc(copy.deepcopy(pre.encoder), clips, y, train, test, seed,
+                                        ft_steps[size], args.ft_lr)
+                    acc["finetune"].append(a)
                 print(f"{size} {setting} seed {seed}: " + ", ".join(
-                    f"{k} {v[-1]:.3f}" for k, v in acc.items()), flush=True)
+                    f"{k} {v[-1]:.3f}" for k, v in acc.items() if v), flush=True)
             rows[setting] = acc
-        res["sizes"][size] = {"params": int(pre.encoder.params),
+        res["sizes"][size] = {"params": int(pre.encoder.params), "pretrain_batch": batch,
                               "pretrain_steps": steps[size], "finetune_steps": ft_steps[size],
                               "pretrain_seconds": t_pre,
                               "pretrain_final": summary.get("final", {}),
@@ -190,10 +199,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     write_json(args.out / "keyword.json", res)
 
     def ms(v: list[float]) -> str:
-        return f"{100 * np.mean(v):.1f} ± {100 * np.std(v):.1f}"
+        return f"{100 * np.mean(v):.1f} ± {100 * np.std(v):.1f}" if v else "—"
 
     def delta(a: list[float], b: list[float]) -> str:
-        return f"{100 * (np.mean(a) - np.mean(b)):+.1f}"
+        return f"{100 * (np.mean(a) - np.mean(b)):+.1f}" if a and b else "—"
 
     out_rows = []
     for size, r in res["sizes"].items():

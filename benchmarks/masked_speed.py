@@ -4,7 +4,7 @@ speed-up over plain data2vec at equal steps.
 Usage::
 
     nice -n 10 .venv/bin/python benchmarks/masked_speed.py --json out/masked_speed.json \
-        [--batch 32] [--repeats 5] [--steps 3]
+        [--batch 32] [--repeats 5] [--steps 3] [--threads 1]
 
 For each encoder (``kwt1``, ``conformer_tiny``) and each task variant — data2vec v1, data2vec
 v2 with 1 and with 4 masks per sample, hubert (on-the-fly k-means targets), beats (random-
@@ -15,7 +15,8 @@ clipping, AdamW, EMA pairs) on a fixed batch drawn by the task's own sampler fro
 FLOPs are counted by ``torch.utils.flop_counter`` on one forward + backward of the task's loss
 (teacher and labeler forwards included; optimiser work not counted), so the fraction of roofline
 = examples/s × FLOPs per example / roofline. The v2 speed-up is the ratio of step times of the
-same repeat (v1 time / v2 time), median over repeats.
+same repeat (v1 time / v2 time), median over repeats. The roofline is measured at the same
+thread count.
 """
 
 from __future__ import annotations
@@ -82,10 +83,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--encoders", default=",".join(ENCODERS))
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (default 1: on a shared 2-core machine OpenMP's "
+                         "spinning threads made some steps ~50x slower at 2 threads)")
     args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
     info = machine_info()
-    res: dict[str, Any] = {"machine": info, "batch": args.batch, "repeats": args.repeats,
-                           "steps_per_block": args.steps, "results": {}}
+    res: dict[str, Any] = {"machine": info, "threads": args.threads, "batch": args.batch,
+                           "repeats": args.repeats, "steps_per_block": args.steps,
+                           "results": {}}
     for enc in args.encoders.split(","):
         steps = {v: Step(v, enc, args.batch) for v in VARIANTS}
         flops = {v: s.flops() / args.batch for v, s in steps.items()}
