@@ -114,6 +114,6 @@ class Conformer(TokenEncoder):
 
 @register("encoder", "conformer_tiny")
 def conformer_tiny(n_mels: int = 64, **kwargs: Any) -> Conformer:
-    """Conformer, dim 96, 4 blocks, 4 heads, FFN 256, kernel 15 (~0.76 M params), 40 ms hop."""
+    """Conformer, dim 96, 4 blocks, 4 heads, FFN 256, kernel 15 (~0.74 M params), 40 ms hop."""
     kwargs.pop("embed_dim", None)
     return Conformer(n_mels=n_mels, **kwargs)
