@@ -133,6 +133,7 @@ def _worker(rank: int, world: int, init: str, out: str) -> None:
         grad = torch.autograd.grad(loss, q, retain_graph=True, allow_unused=True)[0]
         result[name] = (loss.detach(), grad if grad is not None else torch.zeros_like(q))
     torch.save(result, f"{out}.{rank}")
+    dist.barrier()  # neither rank tears gloo down while the other still talks to it
     dist.destroy_process_group()
 
 

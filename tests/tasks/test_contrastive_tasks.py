@@ -97,7 +97,7 @@ def test_cola_similarities(make_encoder, make_batch) -> None:
     cosine = _task("cola", make_encoder(), similarity="cosine", temperature=0.5)
     assert bilinear.bilinear.shape == (512, 512) and cosine.bilinear is None
     batch = make_batch(bilinear, size=6)
-    logits = cosine.logits(batch)
+    logits = cosine.logits(batch).detach()
     assert logits.shape == (6, 6) and float(logits.abs().max()) <= 1 / 0.5 + 1e-5
     with pytest.raises(ValueError, match="similarity"):
         _task("cola", make_encoder(), similarity="dot")
