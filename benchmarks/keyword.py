@@ -113,13 +113,31 @@ def probe_acc(model: Pretrained, clips: list[np.ndarray], y: np.ndarray, train: 
 
 def finetune_acc(encoder: torch.nn.Module, clips: list[np.ndarray], y: np.ndarray,
                  train: np.ndarray, test: np.ndarray, seed: int, steps: int,
-                 lr: float) -> tuple[float, float]:
+                 lr: float, valid: np.ndarray | None = None) -> tuple[float, float]:
+    """Test accuracy after fine-tuning, and validation accuracy (NaN without ``valid``)."""
     budget = bl.TrainBudget(steps=steps, epochs=0.0, max_steps=steps, batch_size=16, lr=lr,
                             max_seconds=1e9)
-    model, info = bl.train_end_to_end(encoder, clips, y, train, np.array([], dtype=np.int64),
-                                      10, seed, budget)
-    pred = bl.predict_clips(model, clips, test).argmax(1)
-    return float((pred == y[test]).mean()), info.seconds
+    model, _ = bl.train_end_to_end(encoder, clips, y, train, np.array([], dtype=np.int64),
+                                   10, seed, budget)
+
+    def acc(idx: np.ndarray) -> float:
+        return float((bl.predict_clips(model, clips, idx).argmax(1) == y[idx]).mean())
+
+    return acc(test), acc(valid) if valid is not None and len(valid) else float("nan")
+
+
+def finetune_selected(encoder: torch.nn.Module, clips: list[np.ndarray], y: np.ndarray,
+                      train: np.ndarray, test: np.ndarray, valid: np.ndarray, seed: int,
+                      steps: int, lrs: list[float]) -> tuple[float, float]:
+    """Fine-tune at every candidate lr; the test accuracy at the lr with the best accuracy on
+    ``valid`` (labelled train clips outside ``train``, never the test split), and that lr."""
+    if len(lrs) == 1:
+        return finetune_acc(copy.deepcopy(encoder), clips, y, train, test, seed, steps,
+                            lrs[0])[0], lrs[0]
+    runs = [finetune_acc(copy.deepcopy(encoder), clips, y, train, test, seed, steps, lr, valid)
+            for lr in lrs]
+    best = int(np.argmax([v for _, v in runs]))  # first of equals: the earlier lr
+    return runs[best][0], lrs[best]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -137,11 +155,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--batch", default="", help="pretraining batch per size, e.g. kwt1=32 "
                     "(default 32)")
     ap.add_argument("--lr", type=float, default=1e-3, help="pretraining learning rate")
-    ap.add_argument("--ft-lr", type=float, default=1e-3, help="fine-tuning learning rate")
+    ap.add_argument("--ft-lr", default="1e-3",
+                    help="fine-tuning learning rate, or comma-separated candidates chosen per "
+                         "method and seed on a validation draw (--valid-per-class)")
+    ap.add_argument("--valid-per-class", type=int, default=30,
+                    help="labelled train clips per digit, outside the label subset, that pick "
+                         "the fine-tuning lr among several --ft-lr (never the test split)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1: stable on a shared 2-core machine)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    lrs = [float(v) for v in args.ft_lr.split(",") if v]
     steps, ft_steps = parse_sizes(args.steps, DEFAULT_STEPS), parse_sizes(args.ft_steps,
                                                                          DEFAULT_FT)
     t_start = time.perf_counter()
@@ -179,14 +203,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 acc["probe_random"].append(probe_acc(rand, clips, y, train, test, seed))
                 acc["probe_pretrained"].append(probe_acc(pre, clips, y, train, test, seed))
                 if setting.endswith("%") or size in args.kshot_finetune.split(","):
-                    a, _ = finetune_acc(rand.encoder, clips, y, train, test, seed,
-                                        ft_steps[size], args.ft_lr)
-                    acc["scratch"].append(a)
-                    a, _ = finetune_acc(copy.deepcopy(pre.encoder), clips, y, train, test, seed,
-                                        ft_steps[size], args.ft_lr)
-                    acc["finetune"].append(a)
+                    valid = stratified(y, np.setdiff1d(train_all, train),
+                                       np.random.default_rng([seed, 9]),
+                                       shots=args.valid_per_class)
+                    for key, enc in (("scratch", rand.encoder), ("finetune", pre.encoder)):
+                        a, lr = finetune_selected(enc, clips, y, train, test, valid, seed,
+                                                  ft_steps[size], lrs)
+                        acc[key].append(a)
+                        acc.setdefault(f"{key}_lr", []).append(lr)
                 print(f"{size} {setting} seed {seed}: " + ", ".join(
-                    f"{k} {v[-1]:.3f}" for k, v in acc.items() if v), flush=True)
+                    f"{k} {v[-1]:.3g}" for k, v in acc.items() if v), flush=True)
             rows[setting] = acc
         res["sizes"][size] = {"params": int(pre.encoder.params), "pretrain_batch": batch,
                               "pretrain_steps": steps[size], "finetune_steps": ft_steps[size],
