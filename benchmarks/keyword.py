@@ -26,7 +26,10 @@ machine):
    vs the same architecture **from scratch** (random init with that seed), identical budget
    (``pocketear.evaluate.baselines.train_end_to_end``: random crops, Adam, fixed steps, no
    validation split, as the fsdd suite); and a **linear probe** (logistic regression on frozen
-   embeddings) of the pretrained vs the random-init encoder.
+   embeddings) of the pretrained vs the random-init encoder. With several ``--ft-lr``
+   candidates, each method and seed fine-tunes at every one and reports the test accuracy at
+   the lr that scores best on ``--valid-per-class`` labelled train clips outside the label
+   subset (the test split never chooses).
 
 Writes ``OUT/keyword.json`` and prints a table (mean ± std over seeds).
 """
