@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import machine_info, write_json  # noqa: E402
 from synthetic import pretrain_all, task_list  # noqa: E402
-from variants import merge_pretrain_seeds, task_sets  # noqa: E402
+from variants import add_variant_args, merge_pretrain_seeds, task_sets  # noqa: E402
 
 VIEWS = ("clip", "seg3", "group-std", "seg3+group-std")
 # FSDD clips last 0.25-0.66 s (5th-95th percentile, median 0.42 s): the paper's 0.96 s slices
@@ -81,13 +81,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--json", required=True, help="write the results here")
     p.add_argument("--out", type=Path, default=Path("out/bench_fsdd"), help="work folder")
     p.add_argument("--settings", default="fsdd,synthetic,both")
-    p.add_argument("--tasks", default="paper",
-                   help="variants (variants.py), or the groups 'paper', 'contrastive'")
-    p.add_argument("--set", dest="task_sets", action="append", default=[],
-                   metavar="TASK:KEY=VALUE", help="override for one task's runs, e.g. "
-                   "slicer:task.tau=0.99 (repeatable)")
-    p.add_argument("--pretrain-seeds", type=int, default=1,
-                   help="pretraining runs per variant; the table's ± is then their spread")
+    add_variant_args(p)
     p.add_argument("--encoder", default="mobile_100")
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--batch", type=int, default=64)

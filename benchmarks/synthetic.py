@@ -33,6 +33,7 @@ from common import machine_info, write_json  # noqa: E402
 from variants import (  # noqa: E402
     CONTRASTIVE,
     PAPER_TASKS,
+    add_variant_args,
     merge_pretrain_seeds,
     run_name,
     task_sets,
@@ -93,12 +94,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--encoder", default="mobile_100")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--probes", default="linear,knn")
-    p.add_argument("--tasks", default="paper",
-                   help="variants (variants.py), or the groups 'paper', 'contrastive'")
-    p.add_argument("--set", dest="task_sets", action="append", default=[],
-                   metavar="TASK:KEY=VALUE", help="override for one task's runs, e.g. "
-                   "slicer:task.tau=0.99 (repeatable)")
-    p.add_argument("--pretrain-seeds", type=int, default=1)
+    add_variant_args(p)
     args = p.parse_args(argv)
 
     from pocketear.evaluate.runner import evaluate

@@ -6,6 +6,7 @@ bilinear vs cosine similarity, BYOL-A's augmentation ablation) are rows of one t
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 PAPER_TASKS = ("audio2vec_cbow", "audio2vec_skipgram", "temporal_gap", "triplet")
@@ -72,3 +73,14 @@ def task_sets(specs: list[str], base: dict[str, list[str]] | None = None
             raise SystemExit(f"--set {spec!r}: expected TASK:KEY=VALUE")
         out.setdefault(task, []).append(kv)
     return out
+
+
+def add_variant_args(p: argparse.ArgumentParser) -> None:
+    """``--tasks``, ``--set`` and ``--pretrain-seeds``, shared by the quality benchmarks."""
+    p.add_argument("--tasks", default="paper",
+                   help="variants (variants.py), or the groups 'paper', 'contrastive'")
+    p.add_argument("--set", dest="task_sets", action="append", default=[],
+                   metavar="TASK:KEY=VALUE", help="override for one task's runs, e.g. "
+                   "slicer:task.tau=0.99 (repeatable)")
+    p.add_argument("--pretrain-seeds", type=int, default=1,
+                   help="pretraining runs per variant; the table's ± is then their spread")
