@@ -57,6 +57,7 @@ def merge_pretrain_seeds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in pooled.values():
         order = sorted(range(len(r["seeds"])), key=r["seeds"].__getitem__)
         r["values"] = [r["values"][i] for i in order]
+        r["seeds"] = [r["seeds"][i] for i in order]
         r["mean"] = sum(r["values"]) / len(r["values"])
         r["std"] = (sum((v - r["mean"]) ** 2 for v in r["values"]) / len(r["values"])) ** 0.5
     return out
