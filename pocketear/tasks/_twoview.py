@@ -86,7 +86,8 @@ class KeyQueue(nn.Module):
     """FIFO of the last ``size`` keys ``(size, D)`` (MoCo, He et al. 2020, Sec. 3.2), kept in
     buffers so it is saved with the task and restored on ``--resume``.
 
-    ``keys()`` returns only the filled part, newest last is not guaranteed (ring buffer).
+    ``keys()`` returns only the filled rows, in ring-buffer order (not oldest first): the
+    losses use them as a set of negatives, so the order does not matter.
     """
 
     def __init__(self, size: int, dim: int) -> None:
