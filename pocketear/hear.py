@@ -13,9 +13,9 @@ Usage with the third-party validator::
   embedding of the 0.975 s window (``input_frames`` frames) centred on it, the audio zero-padded
   by half a window at both ends.
 - ``get_scene_embeddings(audio, model)`` → ``(n, D)`` float32: exactly ``Pretrained.embed`` (mean
-  of the embeddings of consecutive windows, the last aligned to the end; clips shorter than a
-  window are padded in log-mel space), so scene embeddings equal ``pocketear embed`` and
-  ``pocketear evaluate`` features.
+  of the read-out embeddings of consecutive windows, the last aligned to the end; a clip shorter
+  than a window is embedded at its own length), so scene embeddings equal ``pocketear embed``
+  and ``pocketear evaluate`` features.
 """
 
 from __future__ import annotations

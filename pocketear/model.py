@@ -16,24 +16,51 @@ from pocketear.train.checkpoint import load_checkpoint
 
 
 def pad_frames(logmel: torch.Tensor, frames: int) -> torch.Tensor:
-    """Pad a ``(T, F)`` log-mel at the end to at least ``frames`` frames with its minimum
-    (silence), the same policy the task samplers use."""
+    """Pad a ``(T, F)`` log-mel at the end to at least ``frames`` frames, each bin with its own
+    minimum over the clip (its silence level), not one flat value for the whole spectrum."""
     if logmel.shape[0] >= frames:
         return logmel
-    fill = logmel.min() if logmel.numel() else torch.tensor(0.0)
-    pad = fill.expand(frames - logmel.shape[0], logmel.shape[1])
-    return torch.cat([logmel, pad])
+    fill = logmel.amin(dim=0) if logmel.numel() else torch.zeros(logmel.shape[1])
+    return torch.cat([logmel, fill.expand(frames - logmel.shape[0], logmel.shape[1])])
 
 
 def segment(logmel: torch.Tensor, frames: int, hop: int | None = None) -> torch.Tensor:
     """Windows ``(S, frames, F)`` of a ``(T, F)`` log-mel (hop defaults to ``frames``); the last
-    window is aligned to the end so no audio is dropped."""
+    window is aligned to the end so no audio is dropped. A clip shorter than one window is one
+    window of its own length ``(1, T, F)``: it is embedded as it is, never padded."""
     hop = hop or frames
-    x = pad_frames(logmel, frames)
+    x = torch.as_tensor(logmel)
+    if x.shape[0] <= frames:
+        return x[None]
     starts = list(range(0, x.shape[0] - frames + 1, hop))
     if starts[-1] + frames < x.shape[0]:
         starts.append(x.shape[0] - frames)
     return torch.stack([x[s : s + frames] for s in starts])
+
+
+@torch.no_grad()
+def read_windows(encoder: Encoder, windows: list[torch.Tensor], batch: int = 256
+                 ) -> list[np.ndarray]:
+    """Read-out embeddings ``(S_i, D)`` of groups of windows ``(S_i, T_i, F)``.
+
+    Windows of equal length go through the encoder together, so no window is padded and every
+    embedding is independent of what else is in the batch.
+    """
+    flat = [w for group in windows for w in group]
+    out: list[np.ndarray | None] = [None] * len(flat)
+    by_len: dict[int, list[int]] = {}
+    for i, w in enumerate(flat):
+        by_len.setdefault(int(w.shape[0]), []).append(i)
+    for ids in by_len.values():
+        for lo in range(0, len(ids), batch):
+            part = ids[lo : lo + batch]
+            emb = encoder.read(torch.stack([flat[i] for i in part])[:, None]).numpy()
+            for i, e in zip(part, emb, strict=True):
+                out[i] = e
+    dim = encoder.readout_dim
+    sizes = np.cumsum([len(g) for g in windows])[:-1]
+    stacked = np.stack(out) if flat else np.zeros((0, dim), np.float32)  # type: ignore[arg-type]
+    return np.split(stacked, sizes)
 
 
 def time_parts(x: torch.Tensor | np.ndarray, parts: int) -> list:
@@ -65,7 +92,8 @@ class Pretrained:
 
     @property
     def embed_dim(self) -> int:
-        return self.encoder.embed_dim
+        """Size of the read-out embedding (``encoder.readout_dim``)."""
+        return self.encoder.readout_dim
 
     def logmel(self, audio: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Normalised log-mel ``(T, F)`` of a mono waveform at ``sample_rate``."""
@@ -73,19 +101,16 @@ class Pretrained:
         with torch.no_grad():
             return self.frontend(wave[None])[0, 0]
 
-    @torch.no_grad()
     def embed_segments(self, logmel: torch.Tensor, hop: int | None = None,
                        batch: int = 64) -> np.ndarray:
-        """Embeddings ``(S, D)`` of consecutive encoder windows of a normalised log-mel."""
+        """Read-out embeddings ``(S, D)`` of consecutive encoder windows of a normalised log-mel
+        (one window of the clip's own length when it is shorter than ``input_frames``)."""
         windows = segment(torch.as_tensor(logmel), self.encoder.input_frames, hop)
-        out = [self.encoder.embed(windows[i : i + batch, None]) for i in
-               range(0, len(windows), batch)]
-        return torch.cat(out).numpy()
+        return read_windows(self.encoder, [windows], batch)[0]
 
-    @torch.no_grad()
     def embed_clips(self, logmels: list[torch.Tensor], hop: int | None = None, parts: int = 0,
                     batch: int = 256) -> list[np.ndarray]:
-        """Segment embeddings of many normalised log-mels, their windows batched together.
+        """Segment embeddings of many normalised log-mels, windows of equal length batched.
 
         Args:
             logmels: ``(T_i, F)`` log-mels.
@@ -100,10 +125,7 @@ class Pretrained:
         windows = [segment(torch.as_tensor(p), frames, hop) for ps in pieces for p in ps]
         if not windows:
             return []
-        stacked = torch.cat(windows)
-        emb = torch.cat([self.encoder.embed(stacked[i : i + batch, None])
-                         for i in range(0, len(stacked), batch)]).numpy()
-        per_piece = np.split(emb, np.cumsum([len(w) for w in windows])[:-1])
+        per_piece = read_windows(self.encoder, windows, batch)
         out, k = [], 0
         for ps in pieces:
             mine, k = per_piece[k : k + len(ps)], k + len(ps)

@@ -19,7 +19,9 @@ def _list_args(p: argparse.ArgumentParser) -> None:
 
 @command("list", _list_args)
 def _list(args: argparse.Namespace) -> int:
-    """List everything registered: encoders (with size and cost), tasks, suites, recipes, ..."""
+    """List everything registered: encoders (with size, cost and the embedding size of each
+    read-out, ``--set encoder.readout=POOLING:SOURCE``), tasks, suites, recipes, ..."""
+    from pocketear.encoders.base import DEFAULT_READOUT
     from pocketear.registry import available, create, describe
 
     kinds = [args.kind] if args.kind else list(LIST_KINDS)
@@ -36,7 +38,16 @@ def _list(args: argparse.Namespace) -> int:
                 extra = (f"  {enc.params / 1e3:8.1f} k params  "
                          f"{enc.macs_per_second() / 1e6:8.1f} M MACs/s audio")
             print(f"  {name:<22}{extra}  {describe(kind, name)}")
+            if kind == "encoder":
+                print(f"  {'':<22}  read-out sizes: {readout_sizes(enc)}")
+        if kind == "encoder":
+            print(f"  (default read-out {DEFAULT_READOUT}; meanstd doubles the size)")
     return 0
+
+
+def readout_sizes(encoder: object) -> str:
+    """``proj D_p, features D_f`` (the max/mean/meanmax size; meanstd is twice it)."""
+    return f"proj {encoder.embed_dim}, features {encoder.feature_dim}"  # type: ignore[attr-defined]
 
 
 # --- synth --------------------------------------------------------------------------------

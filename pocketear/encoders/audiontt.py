@@ -78,7 +78,7 @@ class AudioNTT(Encoder):
             nn.ReLU(inplace=True),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Log-mel ``(B, 1, T, n_mels)`` → frame features ``(B, ceil(T / 8), embed_dim)``."""
         if x.ndim != 4 or x.shape[1] != 1 or x.shape[-1] != self.n_mels:
             raise ValueError(f"{type(self).__name__} expects log-mel (B, 1, T, {self.n_mels}), "

@@ -1,16 +1,109 @@
-"""The encoder contract shared by every registered encoder (DESIGN §3)."""
+"""The encoder contract shared by every registered encoder (DESIGN §3), and its read-out.
+
+An encoder maps log-mel ``(B, 1, T, F)`` to frame features ``(B, T', D)`` (``forward``). Two clip
+embeddings come from those frames:
+
+- ``embed(x)``: the encoder's own pooling (``pooling``) of ``forward``: what pretext tasks train
+  through, so their heads are sized ``embed_dim``.
+- ``read(x, lengths)``: the **read-out**, what evaluation, ``pocketear embed``, the HEAR module and
+  every export use. It is one setting, :class:`Readout` = pooling (``max``, ``mean``,
+  ``meanmax``, ``meanstd``) × source (``proj``: the frames of ``forward``; ``features``: the
+  frames before the encoder's final projection, ``forward_features``), stored in the run config
+  as ``encoder.readout`` (``"meanmax:features"``) and so in every checkpoint.
+
+Why a separate read-out: a linear probe sees only what the pooled vector keeps. The mobile
+encoder's 128-d projection max-pooled over time hid what the 512-d map before it had learned
+(issue 12; the evidence and the default are in ``docs/benchmarks.md``), and BYOL-A, SLICER and
+DeLoRes read mean + max over their widest map. Pooling covers real frames only: ``lengths``
+(input frames per example) masks the output frames that padding produced.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
+
+POOLINGS = ("max", "mean", "meanmax", "meanstd")
+SOURCES = ("proj", "features")
+
+
+@dataclass(frozen=True)
+class Readout:
+    """How frame features become one clip vector.
+
+    Attributes:
+        pooling: ``max`` / ``mean`` over time, ``meanmax`` (their sum, BYOL-A's pooling; same
+            size), ``meanstd`` (mean and std concatenated; twice the size).
+        source: ``proj`` (``forward``'s frames) or ``features`` (before the final projection;
+            the same as ``proj`` for encoders without one).
+    """
+
+    pooling: str = "meanmax"
+    source: str = "features"
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS or self.source not in SOURCES:
+            raise ValueError(f"unknown read-out {self}; pooling is one of {', '.join(POOLINGS)}"
+                             f" and source one of {', '.join(SOURCES)} (e.g. 'meanmax:features')")
+
+    @classmethod
+    def parse(cls, text: str | Readout) -> Readout:
+        """``"POOLING[:SOURCE]"`` (e.g. ``meanmax:features``, ``max:proj``; source defaults to
+        ``features``) → :class:`Readout`."""
+        if isinstance(text, Readout):
+            return text
+        pooling, _, source = str(text).strip().partition(":")
+        return cls(pooling, source or "features")
+
+    def __str__(self) -> str:
+        return f"{self.pooling}:{self.source}"
+
+
+DEFAULT_READOUT = Readout()
+
+
+def frame_mask(lengths: torch.Tensor | None, n_frames: int, stride: int) -> torch.Tensor | None:
+    """``(B, n_frames)`` bool, True where an output frame holds real input: frame ``j`` covers
+    input frames from ``j · stride``, so example ``b`` has ``ceil(lengths[b] / stride)`` (≥ 1)."""
+    if lengths is None:
+        return None
+    real = torch.clamp((lengths + stride - 1) // stride, min=1)
+    return torch.arange(n_frames, device=lengths.device)[None, :] < real[:, None]
+
+
+def pool(frames: torch.Tensor, pooling: str, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Pool ``(B, T', D)`` over time (``mask`` ``(B, T')``: frames to include; None: all)."""
+    if mask is None:
+        mean = frames.mean(dim=1)
+        top = frames.amax(dim=1) if pooling in ("max", "meanmax") else None
+        std = frames.std(dim=1, correction=0) if pooling == "meanstd" else None
+    else:
+        m = mask[:, :, None].to(frames.dtype)
+        count = m.sum(dim=1).clamp(min=1.0)
+        mean = (frames * m).sum(dim=1) / count
+        top = torch.where(mask[:, :, None], frames, torch.finfo(frames.dtype).min).amax(dim=1)
+        var = (((frames - mean[:, None]) * m) ** 2).sum(dim=1) / count
+        std = var.clamp(min=0.0).sqrt()
+    if pooling == "max":
+        return top
+    if pooling == "mean":
+        return mean
+    if pooling == "meanmax":
+        return top + mean
+    if pooling == "meanstd":
+        return torch.cat([mean, std], dim=-1)
+    raise ValueError(f"unknown pooling {pooling!r}; one of {', '.join(POOLINGS)}")
 
 
 class Encoder(nn.Module):
     """Log-mel ``(B, 1, T, F)`` → frame features ``(B, T', D)``; ``embed`` → clip ``(B, D)``.
 
     Subclasses set ``embed_dim``, ``frame_hop_ms`` (hop of the output frames), ``input_frames``
-    (the window the encoder was designed for, e.g. 96 frames = 0.96 s) and ``n_mels``.
+    (the window the encoder was designed for, e.g. 96 frames = 0.96 s), ``n_mels`` and
+    ``time_stride`` (input frames per output frame). Encoders with a final projection override
+    ``forward_features`` (the map before it), ``project`` and ``feature_dim``.
     """
 
     embed_dim: int
@@ -18,22 +111,55 @@ class Encoder(nn.Module):
     input_frames: int = 96
     n_mels: int = 64
     pooling: str = "max"
+    time_stride: int = 1
+    readout: Readout = DEFAULT_READOUT
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(self.forward_features(x))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """Frame features before the final projection ``(B, T', feature_dim)``."""
         raise NotImplementedError
 
+    def project(self, h: torch.Tensor) -> torch.Tensor:
+        """The final per-frame projection (identity for encoders without one)."""
+        return h
+
+    @property
+    def feature_dim(self) -> int:
+        """Width of ``forward_features`` (``embed_dim`` unless the encoder projects)."""
+        return self.embed_dim
+
     def pool(self, frames: torch.Tensor) -> torch.Tensor:
-        """Clip-level pooling over time declared by the encoder (max, mean or meanmax)."""
-        if self.pooling == "max":
-            return frames.amax(dim=1)
-        if self.pooling == "mean":
-            return frames.mean(dim=1)
-        if self.pooling == "meanmax":
-            return frames.amax(dim=1) + frames.mean(dim=1)
-        raise ValueError(f"unknown pooling {self.pooling!r}")
+        """Clip-level pooling over time declared by the encoder (``pooling``)."""
+        return pool(frames, self.pooling)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The training-time clip embedding ``(B, embed_dim)``: ``pooling`` of ``forward``."""
         return self.pool(self.forward(x))
+
+    def read_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """Frames the read-out pools: ``forward`` or ``forward_features``, by ``readout.source``."""
+        h = self.forward_features(x)
+        return self.project(h) if self.readout.source == "proj" else h
+
+    def read(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """The read-out clip embedding ``(B, readout_dim)`` of log-mel ``x``.
+
+        Args:
+            x: ``(B, 1, T, F)`` log-mel.
+            lengths: real input frames per example (``(B,)``); frames after them are padding
+                and are left out of the pooling. None: every frame is real.
+        """
+        frames = self.read_frames(x)
+        return pool(frames, self.readout.pooling,
+                    frame_mask(lengths, frames.shape[1], self.time_stride))
+
+    @property
+    def readout_dim(self) -> int:
+        """Size of :meth:`read`'s output."""
+        width = self.embed_dim if self.readout.source == "proj" else self.feature_dim
+        return 2 * width if self.readout.pooling == "meanstd" else width
 
     @property
     def params(self) -> int:
@@ -42,8 +168,8 @@ class Encoder(nn.Module):
     def macs_per_second(self, frames_per_second: int = 100) -> int:
         """Multiply-adds to embed one second of audio, counted with ``torch.utils.flop_counter``.
 
-        Counted on one ``input_frames`` window and scaled to one second, since the encoder is
-        applied window by window.
+        Counted on one ``input_frames`` window of the whole encoder (projection included) and
+        scaled to one second, since the encoder is applied window by window.
         """
         from torch.utils.flop_counter import FlopCounterMode
 

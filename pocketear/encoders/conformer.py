@@ -45,8 +45,10 @@ class ConvModule(nn.Module):
         self.pw2 = nn.Conv1d(dim, dim, 1)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         h = nn.functional.glu(self.pw1(self.norm(x).transpose(1, 2)), dim=1)
+        if mask is not None:  # padding tokens must not leak in through the depthwise conv
+            h = h * mask[:, None, :].to(h.dtype)
         h = self.pw2(nn.functional.silu(self.bn(self.dw(h))))
         return self.drop(h.transpose(1, 2))
 
@@ -62,10 +64,11 @@ class ConformerBlock(nn.Module):
         self.conv = ConvModule(dim, kernel, dropout)
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         x = x + 0.5 * self.ff1(x)
-        x = x + self.attn(self.att_norm(x))
-        x = x + self.conv(x)
+        x = x + self.attn(self.att_norm(x), mask)
+        x = x + self.conv(x, mask)
         f = 0.5 * self.ff2(x)
         return self.norm(x + f), f
 

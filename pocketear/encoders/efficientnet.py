@@ -52,7 +52,7 @@ class EfficientNetB0(Encoder):
                                             image_size=None, drop_connect_rate=drop_connect_rate)
         self.trunk.set_swish(memory_efficient=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Log-mel ``(B, 1, T, n_mels)`` → frame features ``(B, ceil(T / 32), 1280)``."""
         if x.ndim != 4 or x.shape[1] != 1 or x.shape[-1] != self.n_mels:
             raise ValueError(f"{type(self).__name__} expects log-mel (B, 1, T, {self.n_mels}), "

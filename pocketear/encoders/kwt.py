@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pocketear.encoders.base import Encoder
+from pocketear.encoders.base import Encoder, frame_mask, pool
 from pocketear.registry import register
 
 INPUT_HOP_MS = 10.0
@@ -44,10 +44,14 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Tokens ``(B, N, D)``; ``mask`` ``(B, N)`` (True: a real token) keeps padding tokens out
+        of every token's attention."""
         b, n, d = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         att = (q @ k.transpose(-2, -1)) * (d // self.heads) ** -0.5
+        if mask is not None:
+            att = att.masked_fill(~mask[:, None, None, :], torch.finfo(att.dtype).min)
         h = att.softmax(dim=-1) @ v  # (B, H, N, d_h)
         return self.out(h.transpose(1, 2).reshape(b, n, d))
 
@@ -66,12 +70,13 @@ class TransformerBlock(nn.Module):
                                  nn.Linear(mlp, dim))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         if self.prenorm:
-            x = x + self.drop(self.attn(self.norm1(x)))
+            x = x + self.drop(self.attn(self.norm1(x), mask))
             f = self.drop(self.mlp(self.norm2(x)))
             return x + f, f
-        x = self.norm1(x + self.drop(self.attn(x)))
+        x = self.norm1(x + self.drop(self.attn(x, mask)))
         f = self.drop(self.mlp(x))
         return self.norm2(x + f), f
 
@@ -92,24 +97,36 @@ class TokenEncoder(Encoder):
     def tokenize(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def encode_tokens(self, h: torch.Tensor, collect: str | None = None
+    @property
+    def time_stride(self) -> int:  # type: ignore[override]
+        return self.token_stride
+
+    def encode_tokens(self, h: torch.Tensor, collect: str | None = None,
+                      mask: torch.Tensor | None = None
                       ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Run the blocks on tokens ``(B, N, D)`` (any subset of a sequence's tokens).
 
         ``collect``: ``None`` (no layer outputs), ``"block"`` (each block's output) or ``"ffn"``
-        (each block's MLP output before its residual). Returns (final features, layer list).
+        (each block's MLP output before its residual). ``mask`` ``(B, N)``: real tokens (True);
+        padding tokens are kept out of attention. Returns (final features, layer list).
         """
         layers: list[torch.Tensor] = []
         for block in self.blocks:
-            h, f = block(h)
+            h, f = block(h, mask)
             if collect == "block":
                 layers.append(h)
             elif collect == "ffn":
                 layers.append(f)
         return self.final_norm(h), layers
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode_tokens(self.tokenize(x))[0]
+
+    def read(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """The read-out, with padding tokens masked in attention as well as in the pooling."""
+        h = self.tokenize(x)
+        mask = frame_mask(lengths, h.shape[1], self.token_stride)
+        return pool(self.encode_tokens(h, mask=mask)[0], self.readout.pooling, mask)
 
     def layer_outputs(self, x: torch.Tensor, kind: str = "block") -> list[torch.Tensor]:
         """Per-block outputs ``[(B, N, D)] * depth`` of log-mel ``x`` (``kind``: block | ffn)."""

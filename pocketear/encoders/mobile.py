@@ -11,7 +11,9 @@ with channels ``c, 2c, 4c, 8c`` (``c = 16 × width``). Nothing pools over freque
 projection: every output frame flattens its ``channels × remaining mel bins`` map and a Linear
 maps it to the embedding, because a prototype on real data showed that frequency position carries
 much of the information (global pooling over frequency lost it). ``forward`` returns one feature
-per 16 input frames (160 ms at a 10 ms hop); ``embed`` max-pools them over time.
+per 16 input frames (160 ms at a 10 ms hop); ``embed`` max-pools them over time (what the pretext
+tasks train through), while the read-out (``encoders/base.py``) pools the 512-d map before the
+projection by default.
 
 Layer table of ``mobile_100`` (width 1.0) on one 96 × 64 patch (0.96 s); MACs counted by
 ``torch.utils.flop_counter`` (BN, ReLU and pooling not counted)::
@@ -130,8 +132,9 @@ class MobileEncoder(Encoder):
         self.freq_bins_out = freq
         self.proj = nn.Linear(self.channels[-1] * freq, self.embed_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Log-mel ``(B, 1, T, n_mels)`` → frame features ``(B, ceil(T / 16), embed_dim)``."""
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Log-mel ``(B, 1, T, n_mels)`` → the map before the projection, flattened per frame
+        ``(B, ceil(T / 16), channels × freq_bins_out)`` (512-d for ``mobile_100``)."""
         if x.ndim != 4 or x.shape[1] != 1 or x.shape[-1] != self.n_mels:
             raise ValueError(
                 f"{type(self).__name__} expects log-mel (B, 1, T, {self.n_mels}), "
@@ -139,8 +142,15 @@ class MobileEncoder(Encoder):
             )
         h = self.blocks(x)  # (B, C, T', F')
         # (B, T', F', C): a free view when h is channels_last; the Linear is order-agnostic.
-        h = h.permute(0, 2, 3, 1).flatten(2)
+        return h.permute(0, 2, 3, 1).flatten(2)
+
+    def project(self, h: torch.Tensor) -> torch.Tensor:
+        """The per-frame Linear to ``embed_dim``: ``forward`` = ``project(forward_features)``."""
         return self.proj(h)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.channels[-1] * self.freq_bins_out
 
     def extra_repr(self) -> str:
         return (

@@ -23,7 +23,7 @@ from pocketear.data.corpus import Corpus
 from pocketear.frontends.logmel import LogMelConfig
 from pocketear.model import Pretrained, time_parts
 
-EMB_VERSION = 1
+EMB_VERSION = 2  # 2: short clips embedded at their own length, the read-out
 CLIPS_PER_BATCH = 64  # clips whose windows go through the encoder together
 
 
@@ -90,6 +90,7 @@ def model_key(model: Pretrained) -> str:
     h = hashlib.sha1()
     h.update(json.dumps(model.frontend.cfg.to_dict(), sort_keys=True).encode())
     h.update(type(model.encoder).__name__.encode())
+    h.update(str(model.encoder.readout).encode())
     for prefix, module in (("f.", model.frontend), ("e.", model.encoder)):
         for name, t in module.state_dict().items():
             h.update((prefix + name).encode())

@@ -4,10 +4,11 @@ The graph (input ``wave`` ``(batch, samples)`` float32 at the model's rate, outp
 ``(batch, D)``) contains the log-mel frontend, the normalisation stats and the encoder, and
 reproduces :meth:`pocketear.model.Pretrained.embed` exactly: log-mel of the whole input
 (``center=False``), windows of ``encoder.input_frames`` frames (96 = 15,600 samples at the
-defaults) at a hop of one window, the last window aligned to the end of the input, inputs shorter
-than one window padded in log-mel space with their minimum, then the mean of the per-window
-embeddings. Batch and length are dynamic and any length >= 1 sample works; all clips of one call
-share a length (call once per clip for clips of different lengths).
+defaults) at a hop of one window, the last window aligned to the end of the input, an input
+shorter than one window embedded at its own length (no padding), the encoder's read-out
+(``encoder.readout``) of each window, then the mean of the per-window embeddings. Batch and
+length are dynamic and any length >= 1 sample works; all clips of one call share a length (call
+once per clip for clips of different lengths).
 
 Inside the graph the STFT is a strided ``Conv`` with a windowed DFT basis (ONNX Runtime's
 ``STFT`` kernel took 0.8 ms for one 0.96 s window, the conv 0.3 ms; both match ``torch.stft`` to
@@ -89,10 +90,11 @@ class DftLogMel(nn.Module):
 class ClipModel(nn.Module):
     """Waveform ``(B, N)`` → clip embedding ``(B, D)``, exactly as ``Pretrained.embed`` computes it.
 
-    Windows start every ``input_frames`` frames and the last one is aligned to the end
-    (``pocketear.model.segment``); a log-mel shorter than one window is padded with its minimum
-    (``pad_frames``). Window starts are computed as ``clamp(min(i*W, T-W), 0)`` so the graph has
-    no data-dependent branch and no window is embedded twice.
+    Windows of ``W = min(T, input_frames)`` frames start every ``W`` frames and the last one is
+    aligned to the end (``pocketear.model.segment``): a log-mel shorter than one window is one
+    window of its own length, never padded. Window starts are ``clamp(min(i*W, T-W), 0)``, so
+    the graph has no data-dependent branch and no window is embedded twice. Each window goes
+    through the encoder's read-out (``encoder.read``).
     """
 
     def __init__(self, frontend: nn.Module, encoder: nn.Module) -> None:
@@ -104,16 +106,13 @@ class ClipModel(nn.Module):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         x = self.frontend(wave)[:, 0]  # (B, T, F)
         b, t, f = x.shape
-        w = self.frames
+        w = torch.sym_min(t, self.frames)
         i = torch.arange((t + w - 1) // w, device=x.device)
         starts = torch.clamp(torch.minimum(i * w, torch.full_like(i, t - w)), min=0)
         idx = starts[:, None] + torch.arange(w, device=x.device)[None, :]  # (S, W)
-        valid = idx < t
-        windows = x[:, torch.clamp(idx, max=t - 1)]  # (B, S, W, F)
-        fill = x.amin(dim=(1, 2)).view(b, 1, 1, 1)
-        windows = torch.where(valid[None, :, :, None], windows, fill)
+        windows = x[:, idx]  # (B, S, W, F)
         s = windows.shape[1]
-        emb = self.encoder.embed(windows.reshape(b * s, 1, w, f))
+        emb = self.encoder.read(windows.reshape(b * s, 1, w, f))
         return emb.reshape(b, s, -1).mean(dim=1)
 
 
@@ -157,7 +156,9 @@ def model_metadata(pre: Pretrained, int8: bool) -> dict[str, str]:
         "frontend": json.dumps(pre.frontend.cfg.to_dict(), sort_keys=True),
         "checkpoint_sha256": file_sha256(source) if source and source.is_file() else "unknown",
         "quantization": "int8-static-qdq-per-channel" if int8 else "none",
-        "clip_embedding": "mean over windows (hop = window, last aligned to end) of encoder.embed",
+        "readout": str(pre.encoder.readout),
+        "clip_embedding": "mean over windows (hop = window, last aligned to end; a short input is"
+                          " one window of its own length) of the encoder's read-out",
         "input": f"{INPUT_NAME}: float32 (batch, samples) mono in [-1, 1]",
         "output": f"{OUTPUT_NAME}: float32 (batch, embedding_size)",
     }

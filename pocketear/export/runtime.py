@@ -4,7 +4,7 @@
 
 - ``embed(audio) -> (D,)``: the clip embedding, equal to ``Pretrained.embed`` (windows of
   ``input_frames`` frames every window, last one aligned to the end, mean of the window
-  embeddings; audio shorter than one window is handled by the model's log-mel padding).
+  embeddings; audio shorter than one window is one window of its own length).
 - ``embed_frames(audio, hop_ms) -> (embeddings (K, D), timestamps_ms (K,))``: the embedding of the
   window *centred* on each timestamp ``0, hop, 2·hop, ... <= duration``; the audio is zero-padded
   by half a window at both ends, so the first timestamp is 0 ms (the HEAR convention).
@@ -64,7 +64,7 @@ class Framing:
 
     def clip_starts(self, n: int) -> np.ndarray | None:
         """Sample offsets of the clip windows of ``n`` samples (``pocketear.model.segment``),
-        or None when the audio is shorter than one window (the model pads it in log-mel)."""
+        or None when the audio is shorter than one window (embedded at its own length)."""
         t = self.num_frames(n)
         if t < self.frames:
             return None

@@ -201,6 +201,7 @@ def load_targets(path: str | os.PathLike[str]) -> FrameLabeler:
     encoder = None
     if kind == "model":
         cfg = json.loads(str(arrays["encoder_cfg"]))
+        cfg.pop("readout", None)  # frame targets come from layer outputs, never the read-out
         encoder = create("encoder", cfg.pop("name"), **cfg)
         state = {k[4:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("enc.")}
         encoder.load_state_dict(state)
