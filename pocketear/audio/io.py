@@ -12,8 +12,8 @@ PyAV first, because libsndfile guesses MPEG audio from a ``.mp3`` name and would
 stream to mpg123, which spews resync noise on stderr before giving up.
 
 A file that cannot be decoded raises :class:`AudioError` (path, what is wrong, what to do);
-:func:`iter_audio` turns those into one :class:`AudioSkippedWarning` each and keeps going, so a
-long run never dies because of one bad file.
+:func:`iter_audio` turns each into one ``skipped: PATH: reason`` line on stderr
+(:func:`report_skipped`) and keeps going, so a long run never dies because of one bad file.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
 import tempfile
-import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -40,6 +40,7 @@ __all__ = [
     "audio_duration",
     "iter_audio",
     "load_audio",
+    "report_skipped",
     "save_wav",
 ]
 
@@ -78,7 +79,22 @@ class AudioError(Exception):
 
 
 class AudioSkippedWarning(UserWarning):
-    """Emitted once per file that :func:`iter_audio` skips, so users can filter or escalate it."""
+    """Formerly emitted per skipped file; skipped files are now reported by
+    :func:`report_skipped` as one plain stderr line. Kept so existing imports keep working."""
+
+
+def report_skipped(path: str | os.PathLike[str], reason: str) -> str:
+    """Print ``skipped: PATH: reason`` as one line on stderr and return it.
+
+    A plain line, not :func:`warnings.warn`: a warning prints the file, line number and source
+    line that raised it — noise to a user with a bad file. Line breaks in ``reason`` (decoder
+    messages) are folded, so one skipped file is always one line.
+    """
+    line = " ".join(f"skipped: {os.fspath(path)}: {reason}".split())
+    from tqdm import tqdm  # writes above any progress bar instead of through it
+
+    tqdm.write(line, file=sys.stderr)
+    return line
 
 
 @dataclass
@@ -394,17 +410,18 @@ def iter_audio(
     sample_rate: int = SAMPLE_RATE,
     report: LoadReport | None = None,
 ) -> Iterator[tuple[str, np.ndarray]]:
-    """Yield ``(path, audio)`` for every decodable file; warn about and skip the rest.
+    """Yield ``(path, audio)`` for every decodable file; report and skip the rest.
 
-    Each bad file produces exactly one :class:`AudioSkippedWarning` naming it and the reason,
-    and is recorded in ``report`` (if given) so the run summary can count it.
+    Each bad file produces exactly one ``skipped: PATH: reason`` line on stderr
+    (:func:`report_skipped`) and is recorded in ``report`` (if given) so the run summary can
+    count it.
     """
     for path in paths:
         spath = os.fspath(path)
         try:
             audio = load_audio(spath, sample_rate)
         except AudioError as exc:
-            warnings.warn(f"skipping audio file: {exc}", AudioSkippedWarning, stacklevel=2)
+            report_skipped(spath, f"{exc.reason}. {exc.hint}")
             if report is not None:
                 report.record_skipped(spath, exc.reason)
             continue

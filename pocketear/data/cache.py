@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import tempfile
-import warnings
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -23,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from pocketear.audio.io import AudioError, AudioSkippedWarning, load_audio
+from pocketear.audio.io import AudioError, load_audio, report_skipped
 from pocketear.data.corpus import Corpus
-from pocketear.frontends.logmel import LogMel, LogMelConfig, compute_stats
+from pocketear.frontends.logmel import LogMel, LogMelConfig, compute_stats, floor_std
 
 CACHE_VERSION = 1
 _FRONTEND: LogMel | None = None
@@ -46,18 +45,19 @@ def _init_worker(cfg: dict) -> None:
 
 
 def _featurise(path: str) -> tuple[str, np.ndarray | None, str]:
-    """Log-mel (T, F) float16 of one file, or None and the reason it was skipped."""
+    """Log-mel (T, F) float16 of one file, or None and the reason it was skipped (without the
+    path, which the caller prints and stores next to it)."""
     import torch
 
     assert _FRONTEND is not None
     try:
         wave = load_audio(path, _FRONTEND.cfg.sample_rate)
     except AudioError as err:
-        return path, None, str(err)
+        return path, None, f"{err.reason}. {err.hint}"
     with torch.no_grad():
         mel = _FRONTEND(torch.from_numpy(wave)[None], normalise=False)[0, 0].numpy()
     if not np.isfinite(mel).all():
-        return path, None, f"{path}: log-mel is not finite; re-encode the file"
+        return path, None, "log-mel is not finite; re-encode the file"
     return path, mel.astype(np.float16), ""
 
 
@@ -118,7 +118,9 @@ class FeatureCache:
 
     @property
     def std(self) -> np.ndarray:
-        return np.asarray(self.index["std"], dtype=np.float32)
+        """Per-bin std, floored relative to the median bin (:func:`floor_std`; also for caches
+        built before the floor, whose index holds the raw values)."""
+        return floor_std(np.asarray(self.index["std"], dtype=np.float32))
 
     @property
     def skipped(self) -> list[list[str]]:
@@ -134,7 +136,8 @@ def build_cache(
 ) -> FeatureCache:
     """Log-mels of every decodable file of ``corpus`` under ``out_dir/<key>``; reused if present.
 
-    Undecodable files are warned about once each, skipped and listed in the index.
+    Undecodable files are reported once each (``skipped: PATH: reason`` on stderr), skipped
+    and listed in the index.
     """
     cfg = cfg or LogMelConfig()
     out_dir = Path(out_dir)
@@ -158,7 +161,7 @@ def build_cache(
                        disable=not progress)
             for i, (path, mel, reason) in enumerate(bar):
                 if mel is None:
-                    warnings.warn(f"skipped: {reason}", AudioSkippedWarning, stacklevel=2)
+                    report_skipped(path, reason)
                     skipped.append([path, reason])
                     continue
                 f.write(mel.tobytes())

@@ -24,6 +24,7 @@ from pocketear.frontends.mel import mel_filterbank
 from pocketear.registry import register
 
 STD_FLOOR = 1e-5
+RELATIVE_STD_FLOOR = 0.1  # of the median bin's std; see floor_std
 
 
 @dataclass(frozen=True)
@@ -239,12 +240,34 @@ def _sync_normalised(module: nn.Module, incompatible_keys: Any) -> None:
         module._use_stats = bool(module.normalised)
 
 
+def floor_std(std: np.ndarray, relative: float = RELATIVE_STD_FLOOR) -> np.ndarray:
+    """Per-bin std floored at ``relative`` × the median bin's std (and at ``STD_FLOOR``).
+
+    Band-limited audio resampled to 16 kHz (8 kHz recordings such as FSDD, telephone speech)
+    leaves the mel bins above the old Nyquist nearly constant: on FSDD their std is ≤ 0.01
+    while the median bin's is ~3.1, so the few clips with any energy there became 35–300σ
+    inputs. Why 0.1: the bins of real audio have stds within a factor of about 2 of the median
+    (2.0–4.2 on FSDD's 50 live bins), so a 0.1 floor leaves every one of them untouched, while a
+    bin that holds under 1 % of the typical variance is treated as carrying the typical
+    bin's noise: a jump of the whole log-mel range (~4 units on FSDD) then maps to ~13σ, not
+    hundreds. Flooring is idempotent (the median does not change), so it is safe to apply to
+    stats that were floored already.
+    """
+    std = np.asarray(std, dtype=np.float32)
+    if std.size == 0:
+        return std
+    floor = max(relative * float(np.median(std)), STD_FLOOR)
+    return np.maximum(std, floor).astype(np.float32)
+
+
 def compute_stats(logmels: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Per-bin mean and std over all frames of a stream of log-mel arrays ``(T, F)``.
 
     One pass with float64 accumulators, merging per-array moments (Chan et al.), so a whole
     corpus can be streamed without holding it and without the cancellation of a naive
-    sum-of-squares. The std is floored at 1e-5 so a constant bin cannot divide by ~0.
+    sum-of-squares. The std is floored per bin at a tenth of the median bin's std
+    (:func:`floor_std`) and at 1e-5, so a constant or nearly constant bin (band-limited audio)
+    cannot turn rare deviations into huge inputs.
     Arrays with extra leading axes (e.g. ``(1, T, F)``) are flattened to frames.
 
     Returns:
@@ -276,8 +299,8 @@ def compute_stats(logmels: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray
         count = total
     if mean is None or m2 is None:
         raise ValueError("compute_stats got no frames")
-    std = np.maximum(np.sqrt(m2 / count), STD_FLOOR)
-    return mean.astype(np.float32), std.astype(np.float32)
+    std = floor_std(np.sqrt(m2 / count))
+    return mean.astype(np.float32), std
 
 
 def export_onnx(

@@ -17,17 +17,19 @@ import torch
 from torch import nn
 
 from pocketear.encoders.base import Encoder
-from pocketear.tasks.base import Batch, Example, Task, TaskConfig, crop
+from pocketear.tasks.base import Batch, ClipNeed, Example, Task, TaskConfig, crop
 from pocketear.tasks.masking import span_mask
 
 
 class MaskedTask(Task):
     """Crop a slice, draw a mask over the encoder's output frames; subclasses define the loss.
 
-    Short-clip policy: clips shorter than ``slice_frames`` are padded with their minimum
-    (silence) when at least ``min_fraction`` of the slice is real audio, else rejected.
-    Example keys: ``x`` ``(S, F)`` and ``mask`` ``(T',)`` (or ``(M, T')`` with several masks)
-    — plus ``valid`` ``(T',)``, frames that hold real audio (padding is never a target).
+    Short-clip policy (:class:`ClipNeed`): clips shorter than ``slice_frames`` are padded
+    with each bin's silence level when at least ``min_fraction`` of the slice (and at least one
+    whole encoder output frame) is real audio, else rejected. Example keys: ``x`` ``(S, F)``
+    and ``mask`` ``(T',)`` (or ``(M, T')`` with several masks) — plus ``valid`` ``(T',)``,
+    output frames whose input frames are all real audio: a frame that reads any padding is
+    never a loss target and never masked.
     """
 
     min_fraction = 0.25
@@ -61,6 +63,19 @@ class MaskedTask(Task):
         stride = -(-frames // n)
         return np.minimum(np.arange(frames) // stride, n - 1)
 
+    def clip_need(self) -> ClipNeed:
+        s = self.cfg.slice_frames
+        stride = -(-s // self.out_frames(s))
+        real = min(s, max(int(np.ceil(self.min_fraction * s - 1e-9)), stride, 1))
+        return ClipNeed(s, s - real, "task.slice_frames")
+
+    def real_out_frames(self, real: int) -> int:
+        """Output frames of a slice with ``real`` real input frames that read no padding."""
+        s = self.cfg.slice_frames
+        if real >= s:
+            return self.out_frames(s)
+        return int(self.frame_spans(s)[real])  # frames before the first padded frame's owner
+
     def draw_mask(self, n: int, n_valid: int, rng: np.random.Generator) -> np.ndarray:
         """Mask ``(n,)`` over the ``n_valid`` real frames (span masking; padding never masked)."""
         mask = np.zeros(n, dtype=bool)
@@ -72,13 +87,13 @@ class MaskedTask(Task):
         if clip.ndim != 2:
             raise ValueError(f"expected a (T, F) log-mel, got shape {clip.shape}")
         s = self.cfg.slice_frames
-        if len(clip) < self.min_fraction * s:
+        if len(clip) < self.min_frames:
             return None
         start = int(rng.integers(0, max(len(clip) - s, 0), endpoint=True))
         real = min(s, len(clip) - start)
         x = self.view(crop(clip, start, s), rng)
         n = self.out_frames(s)
-        n_valid = int(self.frame_spans(s)[real - 1]) + 1
+        n_valid = self.real_out_frames(real)
         valid = np.arange(n) < n_valid
         return {"x": x, "mask": self.draw_mask(n, n_valid, rng), "valid": valid}
 

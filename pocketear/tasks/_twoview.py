@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pocketear.tasks.base import Batch, Example, Task, TaskConfig, crop
+from pocketear.tasks.base import Batch, ClipNeed, Example, Task, TaskConfig, crop, separated_pair
 
 
 @dataclass
@@ -24,9 +24,14 @@ class TwoViewConfig(TaskConfig):
     Attributes:
         slice_frames: frames per view ``S``.
         same_segment: both views from one segment (BYOL-A: only the augmentations differ) or
-            from two independent random segments of the clip (COLA).
-        max_pad_fraction: clips at most this fraction shorter than ``S`` are padded with their
-            minimum (silence); shorter ones yield ``None``.
+            from two random segments of the clip (COLA).
+        max_pad_fraction: clips at most this fraction shorter than needed are padded with each
+            bin's silence level (encoder input only); shorter ones are not used.
+
+    A task whose views are two segments adds ``min_separation_frames`` to its Config (COLA):
+    the views' offsets then differ by at least that many frames (``None`` = ``ceil(S / 2)``:
+    they overlap at most half), so a short clip cannot turn the task into matching two
+    near-copies of one segment. Without the field, two segments are drawn independently.
     """
 
     same_segment: bool = True
@@ -35,10 +40,36 @@ class TwoViewConfig(TaskConfig):
 
 class TwoViewTask(Task):
     """Sampler of two views ``view1``, ``view2`` ``(S, F)`` of one clip, each with its own
-    augmentation draw (``Task.view``); subclasses implement ``step``."""
+    augmentation draw (``Task.view``); subclasses implement ``step``.
+
+    One segment: the offset is uniform over ``0 … T - S``. Two segments: the ordered pair of
+    offsets is uniform over the pairs at least ``min_separation_frames`` apart, so the clip
+    needs ``S + min_separation_frames`` frames. Short-clip policy (:class:`ClipNeed`): a clip
+    short of that by at most ``max_pad_fraction`` of it is padded with each bin's silence level.
+    """
 
     Config = TwoViewConfig
     cfg: TwoViewConfig
+
+    @property
+    def separation(self) -> int:
+        """Minimum offset difference of the two views (0 with ``same_segment``)."""
+        c = self.cfg
+        if c.same_segment:
+            return 0
+        m = getattr(c, "min_separation_frames", 0)  # only configs with the field (COLA) set one
+        if m is None:
+            return -(-c.slice_frames // 2)
+        if m < 0:
+            raise ValueError(f"task.min_separation_frames must be >= 0 (or null for S/2), got {m}")
+        return int(m)
+
+    def clip_need(self) -> ClipNeed:
+        settings = "task.slice_frames or task.max_pad_fraction"
+        if not self.cfg.same_segment:
+            settings = "task.slice_frames, task.min_separation_frames or task.max_pad_fraction"
+        return ClipNeed.of(self.cfg.slice_frames + self.separation, self.cfg.max_pad_fraction,
+                           settings)
 
     def sample(
         self, clip: np.ndarray, rng: np.random.Generator, other: Callable[[], np.ndarray]
@@ -46,15 +77,16 @@ class TwoViewTask(Task):
         if clip.ndim != 2:
             raise ValueError(f"expected a (T, F) log-mel, got shape {clip.shape}")
         s = self.cfg.slice_frames
-        if len(clip) < s:
-            if s - len(clip) > self.cfg.max_pad_fraction * s:
-                return None
-            clip = crop(clip, 0, s)
-        last = len(clip) - s
-        a = int(rng.integers(0, last, endpoint=True))
-        b = a if self.cfg.same_segment else int(rng.integers(0, last, endpoint=True))
-        return {"view1": self.view(crop(clip, a, s), rng),
-                "view2": self.view(crop(clip, b, s), rng)}
+        fitted = self.clip_need().fit(clip)
+        if fitted is None:
+            return None
+        last = len(fitted) - s
+        if self.cfg.same_segment:
+            a = b = int(rng.integers(0, last, endpoint=True))
+        else:
+            a, b = separated_pair(last, self.separation, rng)
+        return {"view1": self.view(crop(fitted, a, s), rng),
+                "view2": self.view(crop(fitted, b, s), rng)}
 
     def embed_views(self, batch: Batch, encoder: nn.Module | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor]:

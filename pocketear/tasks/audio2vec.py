@@ -20,7 +20,7 @@ from pocketear.encoders.base import Encoder
 from pocketear.heads.decoder import SliceDecoder
 from pocketear.losses.regression import mse, r_squared
 from pocketear.registry import register
-from pocketear.tasks.base import Batch, Example, Task, TaskConfig, crop
+from pocketear.tasks.base import Batch, ClipNeed, Example, Task, TaskConfig, crop, valid_frames
 
 
 @dataclass
@@ -33,16 +33,40 @@ class Audio2VecConfig(TaskConfig):
     decoder_channels: tuple[int, ...] = (32, 16, 8)
 
 
+def _valid(batch: Batch, key: str) -> torch.Tensor:
+    """Real-audio frames of ``batch[key]`` (all frames for batches made without the mask)."""
+    mask = batch.get(f"{key}_valid")
+    if mask is None:
+        return torch.ones(batch[key].shape[:-1], dtype=torch.bool, device=batch[key].device)
+    return mask.bool()
+
+
+def _real_mse(pred: torch.Tensor, target: torch.Tensor, real: torch.Tensor
+              ) -> tuple[torch.Tensor, float]:
+    """MSE and R² over the real frames only (``real``: ``pred.shape[:-1]``); a batch without
+    any real target frame gives a zero loss that still reaches every decoder parameter."""
+    if not bool(real.any()):
+        return pred.sum() * 0.0, 0.0
+    p, t = pred[real], target[real]
+    loss = mse(p, t)
+    with torch.no_grad():
+        return loss, float(r_squared(p, t))
+
+
 class _Audio2Vec(Task):
     """The shared sampler: ``2N + 1`` slices of ``S`` frames, ``gap_frames`` apart, from one clip.
 
     Window length ``W = (2N + 1)·S + 2N·gap_frames``. The window start is uniform over the valid
-    positions ``0 … T - W`` (so no slice reads past the clip's end). Short-clip policy: a clip
-    shorter than ``W`` by at most ``max_pad_fraction·W`` frames is padded at the end with its
-    minimum (silence) and the window starts at 0; a shorter one yields ``None``.
+    positions ``0 … T - W`` (so no slice reads past the clip's end). Short-clip policy
+    (:class:`ClipNeed`): a clip shorter than ``W`` by at most ``max_pad_fraction·W`` frames is
+    padded at the end with each bin's silence level and the window starts at 0; a shorter one
+    yields ``None``. Padded frames may reach the encoder but never a loss target: the example
+    says which frames are real, and the decoders' MSE covers those only (otherwise a decoder
+    learns to paint the constant padding, a spectrum no real slice has).
 
     Example keys: ``context`` ``(2N, S, F)`` — the N past slices then the N future slices, in
-    time order — and ``centre`` ``(S, F)``.
+    time order — and ``centre`` ``(S, F)``; ``context_valid`` ``(2N, S)`` and ``centre_valid``
+    ``(S,)`` bool, True on frames of real audio.
     """
 
     cfg: Audio2VecConfig
@@ -62,26 +86,33 @@ class _Audio2Vec(Task):
         c = self.cfg
         return (2 * c.n_side + 1) * c.slice_frames + 2 * c.n_side * c.gap_frames
 
+    def clip_need(self) -> ClipNeed:
+        return ClipNeed.of(self.window_frames, self.cfg.max_pad_fraction,
+                           "task.slice_frames, task.n_side, task.gap_frames or "
+                           "task.max_pad_fraction")
+
     def sample(
         self, clip: np.ndarray, rng: np.random.Generator, other: Callable[[], np.ndarray]
     ) -> Example | None:
         if clip.ndim != 2:
             raise ValueError(f"expected a (T, F) log-mel, got shape {clip.shape}")
         c, need = self.cfg, self.window_frames
-        if len(clip) < need:
-            if need - len(clip) > c.max_pad_fraction * need:
-                return None
-            clip = crop(clip, 0, need)
-        start = int(rng.integers(0, len(clip) - need, endpoint=True))
-        step = c.slice_frames + c.gap_frames
-        slices = [crop(clip, start + k * step, c.slice_frames) for k in range(2 * c.n_side + 1)]
-        centre = slices.pop(c.n_side)
+        fitted = self.clip_need().fit(clip)
+        if fitted is None:
+            return None
+        start = int(rng.integers(0, len(fitted) - need, endpoint=True))
+        step, s = c.slice_frames + c.gap_frames, c.slice_frames
+        offsets = [start + k * step for k in range(2 * c.n_side + 1)]
+        slices = [crop(fitted, o, s) for o in offsets]
+        valid = [valid_frames(len(clip), o, s) for o in offsets]
+        centre, centre_valid = slices.pop(c.n_side), valid.pop(c.n_side)
         # augment what the encoder reads; the decoders' targets stay clean
         if self.encodes == "context":
             slices = [self.view(x, rng) for x in slices]
         else:
             centre = self.view(centre, rng)
-        return {"context": np.stack(slices), "centre": centre}
+        return {"context": np.stack(slices), "centre": centre,
+                "context_valid": np.stack(valid), "centre_valid": centre_valid}
 
     def monitor_embeddings(self, batch: Batch) -> torch.Tensor:
         return self.encoder.embed(batch["centre"].unsqueeze(1))
@@ -113,7 +144,8 @@ class Audio2VecCBoW(_Audio2Vec):
             n_side: ``N``, context slices on each side of the centre (paper: 2).
             gap_frames: frames skipped between consecutive slices (0 = contiguous).
             max_pad_fraction: clips at most this fraction shorter than the window are padded
-                with their minimum; shorter ones yield ``None``.
+                with each bin's silence level (never a loss target); shorter ones yield
+                ``None``.
             decoder_channels: channels of the decoder's coarse grid and upsampling blocks.
             combine: ``"mean"`` averages the ``2N`` context embeddings, ``"concat"``
                 concatenates them (decoder input ``2N·D``, position-aware).
@@ -136,11 +168,8 @@ class Audio2VecCBoW(_Audio2Vec):
         z = self._embed_slices(batch["context"])
         z = z.mean(dim=1) if self.cfg.combine == "mean" else z.flatten(1)
         pred = self.decoder(z)
-        target = batch["centre"]
-        loss = mse(pred, target)
-        with torch.no_grad():
-            logs = {"loss": float(loss.detach()), "r2": float(r_squared(pred, target))}
-        return loss, logs
+        loss, r2 = _real_mse(pred, batch["centre"], _valid(batch, "centre"))
+        return loss, {"loss": float(loss.detach()), "r2": r2}
 
 
 @register("task", "audio2vec_skipgram")
@@ -166,7 +195,8 @@ class Audio2VecSkipGram(_Audio2Vec):
             n_side: ``N``, context slices on each side of the centre (paper: 2).
             gap_frames: frames skipped between consecutive slices (0 = contiguous).
             max_pad_fraction: clips at most this fraction shorter than the window are padded
-                with their minimum; shorter ones yield ``None``.
+                with each bin's silence level (never a loss target); shorter ones yield
+                ``None``.
             decoder_channels: channels of each decoder's coarse grid and upsampling blocks.
             shared_decoder: one decoder plus a learned position embedding instead of one
                 decoder per position (the paper's choice, default).
@@ -198,10 +228,12 @@ class Audio2VecSkipGram(_Audio2Vec):
             pred = self.decoders[0](zk).view_as(target)
         else:
             pred = torch.stack([dec(z) for dec in self.decoders], dim=1)
-        loss = mse(pred, target)
+        real = _valid(batch, "context")
+        loss, r2 = _real_mse(pred, target, real)
         with torch.no_grad():
-            logs = {"loss": float(loss.detach()), "r2": float(r_squared(pred, target))}
-            per_pos = (pred - target).pow(2).mean(dim=(0, 2, 3))
+            logs = {"loss": float(loss.detach()), "r2": r2}
+            err = (pred - target).pow(2).mean(dim=3) * real  # (B, 2N, S), zero on padding
+            per_pos = err.sum(dim=(0, 2)) / real.sum(dim=(0, 2)).clamp(min=1)
             logs.update(
                 {f"mse_pos{o:+d}": float(v) for o, v in zip(self.offsets, per_pos, strict=True)}
             )

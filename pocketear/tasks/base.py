@@ -41,6 +41,21 @@ class Task(nn.Module):
         self.cfg = cfg if cfg is not None else self.Config()
         self.augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
 
+    # --- short-clip policy -----------------------------------------------------------------
+    def clip_need(self) -> ClipNeed:
+        """What the sampler reads from one clip (default: any clip of at least one frame).
+
+        Samplers that cut fixed windows override this and call ``clip_need().fit(clip)``, so
+        the rule the sampler applies and the one the driver filters the corpus with up front
+        (:attr:`min_frames`) are one and the same.
+        """
+        return ClipNeed(1)
+
+    @property
+    def min_frames(self) -> int:
+        """Fewest frames a clip needs to yield an example (shorter clips are filtered out)."""
+        return self.clip_need().min_frames
+
     def view(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One augmented view of a slice (``augment`` of the run config; identity without)."""
         return x if self.augment is None else self.augment(x, rng)
@@ -92,12 +107,84 @@ class Task(nn.Module):
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]
 
 
-def crop(clip: np.ndarray, start: int, frames: int, pad_value: float | None = None) -> np.ndarray:
+@dataclass(frozen=True)
+class ClipNeed:
+    """The one short-clip policy of every sampler: a window of ``frames`` frames, of which at
+    most ``max_pad`` may be padding at the end (encoder input only, never a loss target).
+
+    Attributes:
+        frames: frames the sampler cuts its example from (one window).
+        max_pad: of these, how many may be missing from a short clip and padded.
+        settings: the config keys that set the need, named in the error when no clip of a
+            corpus is long enough (e.g. ``"task.slice_frames or task.max_pad_fraction"``).
+    """
+
+    frames: int
+    max_pad: int = 0
+    settings: str = "task.slice_frames"
+
+    @classmethod
+    def of(cls, frames: int, max_pad_fraction: float = 0.0,
+           settings: str = "task.slice_frames or task.max_pad_fraction") -> ClipNeed:
+        """A window of ``frames`` that a clip may miss by at most ``max_pad_fraction`` of it."""
+        if frames < 1 or not 0.0 <= max_pad_fraction < 1.0:
+            raise ValueError(f"need frames >= 1 and 0 <= max_pad_fraction < 1, got {frames}, "
+                             f"{max_pad_fraction}")
+        # the epsilon keeps e.g. 0.1 * 480 = 48 from rounding down to 47
+        return cls(frames, int(np.floor(max_pad_fraction * frames + 1e-9)), settings)
+
+    @property
+    def min_frames(self) -> int:
+        """Shortest usable clip."""
+        return max(1, self.frames - self.max_pad)
+
+    def fit(self, clip: np.ndarray) -> np.ndarray | None:
+        """``clip`` itself if it holds the window, padded to ``frames`` with each bin's silence
+        level if it is short by at most ``max_pad``, else ``None``."""
+        if len(clip) >= self.frames:
+            return clip
+        if len(clip) < self.min_frames:
+            return None
+        return crop(clip, 0, self.frames)
+
+
+def silence(clip: np.ndarray) -> np.ndarray:
+    """Each bin's silence level ``(F,)``: the clip's per-bin minimum.
+
+    Per bin, not the clip's global minimum: band-limited audio (8 kHz resampled to 16 kHz) has
+    high bins near their own floor, and a global fill would paint a spectrum no real frame has.
+    """
+    return clip.min(axis=0)
+
+
+def crop(clip: np.ndarray, start: int, frames: int,
+         pad_value: float | np.ndarray | None = None) -> np.ndarray:
     """``frames`` frames of ``clip`` from ``start``, padded at the end with ``pad_value``
-    (default: the clip's minimum, i.e. silence) when the clip is shorter."""
+    (default: each bin's silence level, :func:`silence`) when the clip is shorter."""
     out = clip[start : start + frames]
     if len(out) < frames:
-        fill = float(clip.min()) if pad_value is None else pad_value
-        pad = np.full((frames - len(out), clip.shape[1]), fill, dtype=clip.dtype)
+        fill = silence(clip) if pad_value is None else pad_value
+        pad = np.broadcast_to(np.asarray(fill, dtype=clip.dtype),
+                              (frames - len(out), clip.shape[1]))
         out = np.concatenate([out, pad])
     return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def valid_frames(clip_frames: int, start: int, frames: int) -> np.ndarray:
+    """``(frames,)`` bool: which frames of ``crop(clip, start, frames)`` are real audio."""
+    return np.arange(start, start + frames) < clip_frames
+
+
+def separated_pair(last: int, separation: int, rng: np.random.Generator) -> tuple[int, int]:
+    """Ordered pair of offsets, uniform over the pairs in ``0 … last`` at least ``separation``
+    apart (``0``: two independent offsets, which may coincide)."""
+    if separation <= 0:
+        a, b = rng.integers(0, last, endpoint=True, size=2)
+        return int(a), int(b)
+    if last < separation:
+        raise ValueError(f"offsets 0 … {last} hold no pair {separation} apart")
+    # unordered pairs lo + m <= hi <= last  <->  2-subsets {x < y} of {0 … last - m + 1}
+    # via lo = x, hi = y - 1 + m; then a fair coin orders them
+    x, y = sorted(rng.choice(last - separation + 2, size=2, replace=False))
+    lo, hi = int(x), int(y) - 1 + separation
+    return (lo, hi) if rng.random() < 0.5 else (hi, lo)

@@ -26,10 +26,11 @@ from pocketear.tasks.base import Batch
 class COLA(TwoViewTask):
     """Contrastive segments with a bilinear (default) or cosine similarity.
 
-    Each example is two independent random segments of one clip; an anchor's positive is its
-    own clip's other segment, the other clips' segments in the (global) batch are the
-    distractors. The projection and the bilinear matrix ``W`` are discarded after pretraining.
-    ``W`` starts as the identity over ``√d``: a scaled dot product that training then bends.
+    Each example is two random segments of one clip, at least ``min_separation_frames`` apart
+    (default: half a segment); an anchor's positive is its own clip's other segment, the other
+    clips' segments in the (global) batch are the distractors. The projection and the bilinear
+    matrix ``W`` are discarded after pretraining. ``W`` starts as the identity over ``√d``: a
+    scaled dot product that training then bends.
 
     Logs ``loss`` and ``accuracy`` (fraction of anchors whose positive scores highest).
     """
@@ -40,14 +41,22 @@ class COLA(TwoViewTask):
 
         Attributes:
             slice_frames: frames per segment ``S`` (96 = the paper's 960 ms).
-            same_segment: False (the paper): the two segments are drawn independently.
-            max_pad_fraction: clips at most this fraction shorter than ``S`` are padded.
+            same_segment: False (the paper): two segments of the clip.
+            min_separation_frames: the two segments' offsets differ by at least this many
+                frames; ``None`` (default) = ``ceil(S / 2)``, so they overlap at most half. The
+                paper (Sec. 2.1) crops two segments of 10 s AudioSet clips, where about one
+                pair of random 960 ms segments in five overlaps, and then little; on 1–2 s
+                clips independent draws would mostly overlap and share most of their frames
+                (an easy match).
+            max_pad_fraction: clips at most this fraction shorter than ``S`` plus the separation
+                are padded with each bin's silence level; shorter ones are not used.
             similarity: ``bilinear`` (the paper's) or ``cosine`` (its ablation).
             temperature: softmax temperature of the cosine similarity (unused by bilinear).
             proj_dim: width of the projection ``g`` (512 in the paper).
         """
 
         same_segment: bool = False
+        min_separation_frames: int | None = None
         similarity: str = "bilinear"
         temperature: float = 0.1
         proj_dim: int = 512

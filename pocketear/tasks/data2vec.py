@@ -36,6 +36,18 @@ from pocketear.tasks.base import Batch, TaskConfig
 from pocketear.tasks.masking import ema_decay, expected_mask_ratio, span_mask
 
 
+def _instance_norm_real(h: torch.Tensor, valid: torch.Tensor, eps: float = 1e-5
+                        ) -> torch.Tensor:
+    """``instance_norm_time`` with mean and variance over the frames where ``valid`` (``(B, T)``)
+    is True; padded frames are normalised with the same statistics (they are never targets)."""
+    h = h.float()
+    w = valid.to(h.dtype)[..., None]  # (B, T, 1)
+    n = w.sum(dim=1, keepdim=True).clamp(min=1.0)
+    mean = (h * w).sum(dim=1, keepdim=True) / n
+    var = ((h - mean).pow(2) * w).sum(dim=1, keepdim=True) / n
+    return (h - mean) / torch.sqrt(var + eps)
+
+
 class ConvDecoder(nn.Module):
     """data2vec 2.0's light decoder: 1-D conv → LayerNorm → GELU layers (residual after the
     first), then a linear projection to the target dimension."""
@@ -152,14 +164,22 @@ class Data2Vec(MaskedTask):
 
     # --- objective --------------------------------------------------------------------------
     @torch.no_grad()
-    def targets(self, x: torch.Tensor) -> torch.Tensor:
-        """Teacher targets ``(B, T', D)`` for unmasked log-mels ``(B, S, F)``."""
+    def targets(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher targets ``(B, T', D)`` for unmasked log-mels ``(B, S, F)``.
+
+        With ``valid`` ``(B, T')``, each layer's instance normalisation over time (data2vec
+        Eq. (2)) uses the real-audio frames only, so the padding of a short clip does not
+        shift or scale its targets.
+        """
         layer_outputs = getattr(self.teacher, "layer_outputs", None)
         if layer_outputs is None:
             layers = [self.teacher(x.unsqueeze(1))]
         else:
             layers = layer_outputs(x.unsqueeze(1), kind=self.cfg.target_layers)
-        return top_k_average(layers, self.cfg.top_k)
+        if valid is None or bool(valid.all()):
+            return top_k_average(layers, self.cfg.top_k)
+        return torch.stack([_instance_norm_real(h, valid)
+                            for h in layers[-self.cfg.top_k:]]).mean(0)
 
     def predict_v2(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Student predictions ``(B·M, N, D)``: visible tokens encoded, decoder fills in."""
@@ -178,7 +198,7 @@ class Data2Vec(MaskedTask):
     def step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         c = self.cfg
         x, mask, valid = batch["x"], batch["mask"].bool(), batch["valid"].bool()
-        target = self.targets(x)
+        target = self.targets(x, valid)
         if c.mode == "v1":
             pred = self.head(self.encoder(self.masked_input(x, mask).unsqueeze(1)))
             where = mask & valid

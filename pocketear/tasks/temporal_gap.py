@@ -18,7 +18,7 @@ from pocketear.encoders.base import Encoder
 from pocketear.heads.mlp import MLP
 from pocketear.losses.regression import mse, soft_binary_cross_entropy
 from pocketear.registry import register
-from pocketear.tasks.base import Batch, Example, Task, TaskConfig, crop
+from pocketear.tasks.base import Batch, ClipNeed, Example, Task, TaskConfig, crop
 
 
 @register("task", "temporal_gap")
@@ -34,12 +34,15 @@ class TemporalGap(Task):
     plain regression option. ``mode="classification"`` instead predicts one of ``n_bins`` equal
     bins of the normalised gap with softmax cross-entropy.
 
-    Sampler: ``G = min(max_gap_frames, T - S)``; the gap ``g`` is uniform on ``0 … G``, then the
-    earlier offset is uniform on its valid positions ``0 … T - S - g`` (so no slice reads past
-    the end), and which slice comes first in the example is a fair coin. Normalising by the
-    fixed ``max_gap_frames`` (not the clip length) keeps a given target meaning the same
-    duration in every clip. Short-clip policy: a clip shorter than ``S`` by at most
-    ``max_pad_fraction·S`` frames is padded with its minimum (gap 0 only); shorter: ``None``.
+    Sampler: ``G = min(max_gap_frames, T - S)``; the gap ``g`` is uniform on ``m … G`` with
+    ``m = min_separation_frames`` (default ``S``: the two slices never share a frame, so the
+    gap cannot be read off identical content — gap 0 would be two copies of one slice), then
+    the earlier offset is uniform on its valid positions ``0 … T - S - g`` (so no slice reads
+    past the end), and which slice comes first in the example is a fair coin. Normalising by
+    the fixed ``max_gap_frames`` (not the clip length) keeps a given target meaning the same
+    duration in every clip. Short-clip policy (:class:`ClipNeed`): the clip needs ``S + m``
+    frames; one short by at most ``max_pad_fraction`` of that is padded with each bin's silence
+    level (encoder input only); shorter ones are not used.
 
     Example keys: ``first``, ``second`` ``(S, F)``; ``target`` float32 (normalised gap);
     ``gap`` int64 (frames). Logs ``loss``, ``gap_mae`` (normalised units), ``gap_mae_frames``,
@@ -59,8 +62,12 @@ class TemporalGap(Task):
                 ``"mse"``; regression mode only.
             n_bins: gap bins in classification mode.
             hidden: hidden sizes of the MLP on the concatenated embeddings.
-            max_pad_fraction: clips at most this fraction shorter than one slice are padded
-                with their minimum; shorter ones yield ``None``.
+            min_separation_frames: smallest gap drawn; ``None`` (default) = ``S``, disjoint
+                slices (the paper's two "slices" of a clip; overlap would let the gap be read
+                from shared frames). At most ``max_gap_frames``.
+            max_pad_fraction: clips at most this fraction shorter than ``S`` plus the
+                separation are padded with each bin's silence level; shorter ones yield
+                ``None``.
         """
 
         max_gap_frames: int = 1000
@@ -69,6 +76,7 @@ class TemporalGap(Task):
         n_bins: int = 10
         hidden: tuple[int, ...] = (128,)
         max_pad_fraction: float = 0.1
+        min_separation_frames: int | None = None
 
     cfg: Config
 
@@ -81,10 +89,25 @@ class TemporalGap(Task):
             raise ValueError(f"regression_loss must be 'xent' or 'mse', got {c.regression_loss!r}")
         if c.max_gap_frames < 1 or c.n_bins < 2:
             raise ValueError("need max_gap_frames >= 1 and n_bins >= 2")
+        if not 0 <= self.separation <= c.max_gap_frames:
+            raise ValueError(f"task.min_separation_frames must be in 0 … max_gap_frames "
+                             f"({c.max_gap_frames}), got {self.separation}; lower it (null = "
+                             "slice_frames) or raise task.max_gap_frames")
         out = 1 if c.mode == "regression" else c.n_bins
         self.head = MLP(2 * encoder.embed_dim, c.hidden, out)
         centres = (torch.arange(c.n_bins, dtype=torch.float32) + 0.5) / c.n_bins
         self.register_buffer("bin_centres", centres, persistent=False)
+
+    @property
+    def separation(self) -> int:
+        """Smallest gap in frames (``min_separation_frames`` resolved)."""
+        m = self.cfg.min_separation_frames
+        return self.cfg.slice_frames if m is None else m
+
+    def clip_need(self) -> ClipNeed:
+        return ClipNeed.of(self.cfg.slice_frames + self.separation, self.cfg.max_pad_fraction,
+                           "task.slice_frames, task.min_separation_frames or "
+                           "task.max_pad_fraction")
 
     def sample(
         self, clip: np.ndarray, rng: np.random.Generator, other: Callable[[], np.ndarray]
@@ -92,12 +115,12 @@ class TemporalGap(Task):
         if clip.ndim != 2:
             raise ValueError(f"expected a (T, F) log-mel, got shape {clip.shape}")
         c, s = self.cfg, self.cfg.slice_frames
-        if len(clip) < s:
-            if s - len(clip) > c.max_pad_fraction * s:
-                return None
-            clip = crop(clip, 0, s)
+        fitted = self.clip_need().fit(clip)
+        if fitted is None:
+            return None
+        clip = fitted
         last = len(clip) - s  # last valid offset
-        gap = int(rng.integers(0, min(c.max_gap_frames, last), endpoint=True))
+        gap = int(rng.integers(self.separation, min(c.max_gap_frames, last), endpoint=True))
         t1 = int(rng.integers(0, last - gap, endpoint=True))
         t2 = t1 + gap
         if rng.random() < 0.5:

@@ -3,15 +3,72 @@ with exactly the data order of an uninterrupted run without storing sampler stat
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from pocketear.tasks.base import Batch, Task
 
 
+@dataclass(frozen=True)
+class ClipFilter:
+    """Which clips of a corpus are long enough for a task (filtered before training).
+
+    Attributes:
+        usable: indices of the clips the task can use, in corpus order.
+        total: clips in the corpus.
+        min_frames: the task's need in frames (``Task.min_frames``).
+        seconds: the same in seconds.
+    """
+
+    usable: np.ndarray
+    total: int
+    min_frames: int
+    seconds: float
+
+    @property
+    def short(self) -> int:
+        """Clips left out for being too short."""
+        return self.total - len(self.usable)
+
+    def message(self, task_name: str) -> str:
+        """One line for the log, e.g. "412 of 3,000 clips are shorter than ..." ."""
+        return (f"{self.short:,} of {self.total:,} clips are shorter than the {self.seconds:.2f} s "
+                f"that {task_name} needs; training on {len(self.usable):,}")
+
+
+def filter_short_clips(lengths: Sequence[int] | np.ndarray, task: Task, hop_seconds: float,
+                       task_name: str | None = None) -> ClipFilter:
+    """The clips of ``lengths`` (frames per clip) that ``task`` can use, decided up front.
+
+    Without this, a corpus of mixed lengths fails mid-run once a batch draws too many short
+    clips in a row; filtering first makes every draw usable and says how many were left out.
+
+    Raises:
+        ValueError: when no clip is long enough; the message names the task, its need in
+            seconds and the settings that set it.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    need = task.clip_need()
+    usable = np.flatnonzero(lengths >= need.min_frames)
+    out = ClipFilter(usable, len(lengths), need.min_frames, need.min_frames * hop_seconds)
+    if len(lengths) and not len(usable):
+        name = task_name or type(task).__name__
+        longest = int(lengths.max()) * hop_seconds
+        raise ValueError(
+            f"all {len(lengths):,} clips are shorter than the {out.seconds:.2f} s "
+            f"({need.min_frames} frames) that {name} needs (longest: {longest:.2f} s); use "
+            f"longer recordings or lower {need.settings} (e.g. --set task.slice_frames=...)")
+    return out
+
+
 class BatchSampler:
-    """Walks seeded epoch permutations of the clips and asks the task for one example each."""
+    """Walks seeded epoch permutations of the clips and asks the task for one example each.
+
+    ``indices`` (default: all ``n_clips``) restricts the draws — examples and ``other()``
+    negatives — to those clips, e.g. the ones :func:`filter_short_clips` kept.
+    """
 
     def __init__(
         self,
@@ -21,14 +78,23 @@ class BatchSampler:
         batch_size: int,
         seed: int = 0,
         max_tries: int = 20,
+        indices: Sequence[int] | np.ndarray | None = None,
     ) -> None:
-        if n_clips < 1:
+        ids = np.arange(n_clips) if indices is None else np.asarray(indices, dtype=np.int64)
+        if len(ids) and (ids.min() < 0 or ids.max() >= n_clips):
+            raise ValueError(f"indices must lie in 0 … {n_clips - 1}")
+        if len(ids) < 1:
             raise ValueError("no clips to train on")
-        self.clips, self.n, self.task = clips, n_clips, task
+        self._read, self._ids = clips, ids
+        self.n, self.task = len(ids), task
         self.batch_size, self.seed, self.max_tries = batch_size, seed, max_tries
         self._perm_epoch = -1
-        self._perm = np.arange(n_clips)
+        self._perm = np.arange(self.n)
         self.unusable = 0  # clips the task's sampler could not use (too short ...)
+
+    def clips(self, i: int) -> np.ndarray:
+        """Clip ``i`` of the sampler's own numbering (``0 … n - 1`` over ``indices``)."""
+        return self._read(int(self._ids[i]))
 
     def _clip_index(self, counter: int) -> int:
         epoch, pos = divmod(counter, self.n)
@@ -53,8 +119,9 @@ class BatchSampler:
             if example is None:
                 raise ValueError(
                     f"the {type(self.task).__name__} sampler rejected {self.max_tries} clips in a "
-                    "row: the clips are too short for this task; use longer recordings or a "
-                    "smaller slice/context setting"
+                    f"row (it needs {self.task.min_frames} frames per clip); leave short clips "
+                    "out (filter_short_clips), use longer recordings or lower "
+                    f"{self.task.clip_need().settings}"
                 )
             examples.append(example)
         return self.task.collate(examples)

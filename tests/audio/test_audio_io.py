@@ -19,13 +19,13 @@ from pocketear.audio import (
     AUDIO_EXTENSIONS,
     SAMPLE_RATE,
     AudioError,
-    AudioSkippedWarning,
     LoadReport,
     audio_duration,
     iter_audio,
     load_audio,
     save_wav,
 )
+from pocketear.audio.io import report_skipped
 
 
 def sine(freq: float, seconds: float, rate: int, amp: float = 0.5) -> np.ndarray:
@@ -383,7 +383,9 @@ def test_audio_error_is_picklable() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_iter_audio_skips_bad_files_with_one_warning_each(tmp_path: Path) -> None:
+def test_iter_audio_skips_bad_files_with_one_warning_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     good = []
     for i, rate in enumerate([16000, 44100, 8000]):
         path = tmp_path / f"good{i}.wav"
@@ -401,22 +403,31 @@ def test_iter_audio_skips_bad_files_with_one_warning_each(tmp_path: Path) -> Non
 
     assert [p for p, _ in results] == [str(p) for p in good]
     assert all(a.dtype == np.float32 and abs(len(a) - 4000) < 1200 for _, a in results)
-    skipped = [w for w in caught if issubclass(w.category, AudioSkippedWarning)]
-    assert len(skipped) == len(bad) == len(caught)
-    for warning, path in zip(skipped, bad, strict=True):
-        assert str(path) in str(warning.message)
+    assert not caught  # one plain stderr line per skipped file, not a Python warning
+    skipped = capsys.readouterr().err.splitlines()
+    assert len(skipped) == len(bad)
+    for line, path in zip(skipped, bad, strict=True):
+        assert line.startswith(f"skipped: {path}: ") and len(line) > len(f"skipped: {path}: ")
     assert (report.loaded, report.skipped) == (4, 4)
     assert [p for p, _ in report.skipped_files] == [str(p) for p in bad]
     assert all(reason for _, reason in report.skipped_files)
     assert report.summary() == "loaded 4 files, skipped 4 (see warnings)"
 
 
-def test_iter_audio_without_report_and_generators(tmp_path: Path) -> None:
+def test_iter_audio_without_report_and_generators(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "a.wav"
     sf.write(path, sine(440, 0.1, 16000), 16000)
-    with pytest.warns(AudioSkippedWarning, match="zero_bytes"):
-        out = list(iter_audio(p for p in [_zero_bytes(tmp_path), path]))
+    out = list(iter_audio(p for p in [_zero_bytes(tmp_path), path]))
     assert [p for p, _ in out] == [str(path)]
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("skipped: ") and "zero_bytes" in line
+
+
+def test_report_skipped_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    line = report_skipped("a/b.wav", "decoder said:\n  invalid data\n")
+    assert line == "skipped: a/b.wav: decoder said: invalid data"
+    assert capsys.readouterr().err == line + "\n"
 
 
 def test_load_report_summary() -> None:

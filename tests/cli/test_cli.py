@@ -35,7 +35,7 @@ def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) 
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Tone clips with a labelled manifest, pretrained for 2 steps through the CLI."""
     root = tmp_path_factory.mktemp("cli")
-    write_tone_manifest(root, 12, seconds=1.2)
+    write_tone_manifest(root, 12, seconds=2.0)  # TemporalGap: two non-overlapping 0.96 s slices
     rc = main(["pretrain", "--task", "temporal_gap", "--encoder", "mobile_tiny", "--data",
                str(root / "audio"), "--steps", "2", "--out", str(root / "run"),
                "--set", "optim.batch_size=4", "--set", "data.workers=1", "--no-progress"])
