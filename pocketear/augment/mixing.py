@@ -47,6 +47,10 @@ class MemoryBank:
         self.items, self._next = [], 0
         self.tags[:] = -1
 
+    def ages(self) -> np.ndarray:
+        """Age of every filled slot: 0 for the newest entry, ``len - 1`` for the oldest."""
+        return (self._next - 1 - np.arange(len(self))) % self.size
+
 
 def fit_length(m: np.ndarray, frames: int, rng: np.random.Generator) -> np.ndarray:
     """``m`` cut at a random offset, or wrapped around, to ``frames`` frames."""
@@ -108,44 +112,81 @@ class LogMixupExp(Augmentation):
         self.bank.clear()
 
 
+PARTNERS = ("farthest", "nearest", "other", "same")
+
+
+def spherical_kmeans(x: np.ndarray, k: int, iters: int, rng: np.random.Generator,
+                     spherical: bool = True) -> np.ndarray:
+    """k-means centroids ``(k, D)`` (scikit-learn, k-means++ seeding, ``iters`` Lloyd rounds).
+
+    ``spherical``: the points are scaled to unit length before clustering and the centroids
+    after it, so a point's nearest centroid is the one of largest cosine (faiss'
+    ``spherical=True``, which SLICER's official code uses); mini-batch k-means beyond 20,000
+    points. False: plain k-means on the points as they are.
+    """
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    x = np.asarray(x, np.float64)
+    if spherical:
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    seed = int(rng.integers(2**31 - 1))
+    km = (MiniBatchKMeans(k, max_iter=iters, n_init=1, random_state=seed, batch_size=4096)
+          if len(x) > 20_000 else KMeans(k, max_iter=iters, n_init=1, random_state=seed))
+    c = km.fit(x).cluster_centers_
+    return c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12) if spherical else c
+
+
 @register("augmentation", "kmix")
 class KMix(Augmentation):
     """SLICER's k-mix: log-mixup-exp whose partner is drawn from the bank by k-means cluster.
 
     Seth et al. 2023, "SLICER: Learning universal audio representations using low-resource
-    self-supervised pre-training" (ICASSP 2023, §2, k-mix): before training, k-means clusters
-    the time-averaged log-mels of the corpus clips (``fit``; the centroids are the run's state);
-    during training every input is assigned to the cluster of the nearest centroid (of its own
-    time average) and stored in the bank with that id, and the mixing partner is drawn from the
-    bank entries of the chosen cluster:
+    self-supervised pre-training" (ICASSP 2023, §2, k-mix), as its official code implements it
+    (``shared/docs/PAPERS.md`` §2): before training, spherical k-means (4 clusters, 20
+    iterations) clusters the time-averaged log-mels of the corpus clips (``fit``; the centroids
+    are the run's state). During training every input is assigned to the cluster of the nearest
+    centroid (of its own time average) and stored in a FIFO bank (2048) with that id. While the
+    bank holds fewer than ``top_k`` entries the partner is any bank entry; after that it is
+    chosen by ``partner``:
 
-    - ``partner="other"`` (default): an entry of a *different* cluster than the input's. Our
-      reading of SLICER is that k-mix exists to stop mixup from pairing acoustically similar
-      clips (BYOL-A draws the partner blindly, so it is often the same kind of sound), so that
-      the added "background" is a different kind of sound; we could not check the paper's exact
-      wording offline, hence the parameter.
-    - ``partner="same"``: an entry of the *same* cluster (mixing within a sound type).
+    - ``"farthest"`` (default, the official code): the other centroids are ranked by their
+      distance to the input's centroid, farthest first (``torch.topk``'s default
+      ``largest=True``), the input's own centroid last; the partner comes from the first ranked
+      cluster that has bank entries, among its ``top_k`` most recent ones (which ``top_k`` the
+      official code keeps is not documented; we keep the most recent).
+    - ``"nearest"``: the same ranking reversed (``largest=False``): the input's own cluster
+      first, then the nearest others. PAPERS.md flags the official ranking as possibly
+      unintended; this is the other reading.
+    - ``"other"`` (this project's earlier default): any entry of a *different* cluster, no
+      ranking, no random phase; with no such entry the slice is returned unchanged.
+    - ``"same"``: any entry of the input's *own* cluster, likewise.
 
-    When the bank holds no entry of the chosen kind the slice is returned unchanged (counted in
-    ``skipped``). ``last_cluster`` is the input's cluster, ``last_partner_cluster`` the
-    partner's (None when nothing was mixed), ``last_lambda`` the ratio.
+    Skipped slices (``"other"``/``"same"`` with no eligible entry) are counted in ``skipped``.
+    ``last_cluster`` is the input's cluster, ``last_partner_cluster`` the partner's (None when
+    nothing was mixed), ``last_lambda`` the ratio.
 
     Args:
-        k: number of clusters (capped at the number of clips; we could not confirm SLICER's
-            value offline, 64 is our default for corpora of a few thousand clips).
-        partner: ``"other"`` or ``"same"`` cluster (see above).
-        alpha: upper bound of the mixing ratio ``λ ~ U(0, alpha)`` (BYOL-A's 0.4).
+        k: number of clusters (4 in the official config; capped at the number of distinct clips).
+        partner: ``"farthest"``, ``"nearest"``, ``"other"`` or ``"same"`` (see above).
+        top_k: bank entries of the chosen cluster kept as candidates, and the bank size below
+            which the partner is random (128 in the official config).
+        iters: k-means iterations (20).
+        spherical: unit-length centroids (the official faiss setting); False: plain k-means.
+        alpha: upper bound of the mixing ratio ``λ ~ U(0, alpha)`` (0.4).
         bank_size: memory-bank length (BYOL-A's 2048).
         p: probability of mixing (the input is pushed into the bank either way).
     """
 
-    def __init__(self, k: int = 64, partner: str = "other", alpha: float = 0.4,
-                 bank_size: int = 2048, p: float = 1.0) -> None:
+    def __init__(self, k: int = 4, partner: str = "farthest", top_k: int = 128, iters: int = 20,
+                 spherical: bool = True, alpha: float = 0.4, bank_size: int = 2048,
+                 p: float = 1.0) -> None:
         _check_mix(alpha, bank_size, p)
-        if k < 2 or partner not in ("same", "other"):
-            raise ValueError(f"need k >= 2 and partner 'same' or 'other'; got k={k}, "
+        if k < 2 or partner not in PARTNERS or top_k < 1 or iters < 1:
+            raise ValueError(f"need k >= 2, top_k >= 1, iters >= 1 and partner one of "
+                             f"{', '.join(PARTNERS)}; got k={k}, top_k={top_k}, iters={iters}, "
                              f"partner={partner!r}")
         self.k, self.partner, self.alpha, self.p = int(k), partner, float(alpha), float(p)
+        self.top_k, self.iters, self.spherical = int(top_k), int(iters), bool(spherical)
         self.bank = MemoryBank(bank_size)
         self.centroids: np.ndarray | None = None
         self.skipped = 0
@@ -155,20 +196,15 @@ class KMix(Augmentation):
 
     def fit(self, clips: Sequence[np.ndarray], rng: np.random.Generator,
             progress: bool = False) -> None:
-        """k-means on the time-averaged log-mel of every clip (scikit-learn; mini-batch k-means
-        beyond 20,000 clips)."""
-        from sklearn.cluster import KMeans, MiniBatchKMeans
-
+        """k-means on the time-averaged log-mel of every clip."""
         means = np.stack([np.asarray(c, np.float64).mean(0) for c in
                           tqdm(clips, total=len(clips), desc="k-mix clusters", unit="clip",
                                disable=not progress)])
         k = min(self.k, len(np.unique(means, axis=0)))
         if k < 2:
             raise ValueError(f"k-mix needs at least 2 distinct clips to cluster, got {len(means)}")
-        seed = int(rng.integers(2**31))
-        km = (KMeans(k, n_init=3, random_state=seed) if len(means) <= 20_000 else
-              MiniBatchKMeans(k, n_init=3, batch_size=4096, random_state=seed))
-        self.centroids = km.fit(means).cluster_centers_.astype(np.float32)
+        self.centroids = spherical_kmeans(means, k, self.iters, rng,
+                                          self.spherical).astype(np.float32)
         self.reset()
 
     def state(self) -> dict[str, np.ndarray]:
@@ -190,16 +226,38 @@ class KMix(Augmentation):
                              f"has {x.shape[1]}")
         return int(np.square(self.centroids - x.mean(0)).sum(1).argmin())
 
+    def ranking(self, cid: int) -> np.ndarray:
+        """Cluster ids in the order ``partner`` tries them: by centroid distance to ``cid``,
+        farthest first (``"farthest"``) or nearest first, ``cid`` itself (``"nearest"``)."""
+        assert self.centroids is not None
+        dist = np.linalg.norm(self.centroids - self.centroids[cid], axis=1)
+        order = np.argsort(dist, kind="stable")
+        return order[::-1] if self.partner == "farthest" else order
+
+    def candidates(self, cid: int) -> np.ndarray:
+        """Bank indices the partner of a slice of cluster ``cid`` is drawn from (maybe none)."""
+        n = len(self.bank)
+        tags = self.bank.tags[:n]
+        if self.partner in ("other", "same"):
+            return np.flatnonzero(tags == cid if self.partner == "same" else tags != cid)
+        if n < self.top_k:
+            return np.arange(n)
+        age = self.bank.ages()
+        for c in self.ranking(cid):
+            members = np.flatnonzero(tags == c)
+            if len(members):
+                return members[np.argsort(age[members], kind="stable")[: self.top_k]]
+        return np.arange(0)
+
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         cid = self.last_cluster = self.assign(x)
         self.last_partner_cluster, self.last_lambda = None, 0.0
         out = x
         if len(self.bank) and rng.random() < self.p:
-            tags = self.bank.tags[: len(self.bank)]
-            pool = np.flatnonzero(tags == cid if self.partner == "same" else tags != cid)
+            pool = self.candidates(cid)
             if len(pool):
                 j = int(pool[rng.integers(len(pool))])
-                self.last_partner_cluster = int(tags[j])
+                self.last_partner_cluster = int(self.bank.tags[j])
                 self.last_lambda = float(rng.uniform(0.0, self.alpha))
                 m = fit_length(self.bank.items[j], len(x), rng)
                 out = log_mixup_exp(x, m, self.last_lambda)

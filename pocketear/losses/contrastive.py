@@ -71,19 +71,23 @@ def nt_xent(a: torch.Tensor, b: torch.Tensor, temperature: float = 1.0) -> torch
 
 
 def cluster_contrastive(p1: torch.Tensor, p2: torch.Tensor, temperature: float = 1.0,
-                        entropy_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+                        entropy_weight: float = 1.0, add_entropy: bool = True
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cluster-level contrastive loss on soft assignments ``(B, K)`` of two views.
 
     Li et al. 2021, "Contrastive Clustering" (AAAI), eqs. (5)–(7), the cluster loss SLICER
     (Seth et al. 2023, ICASSP, Sec. 2) adds to its instance loss: column ``k`` of the batch
     assignment matrix is the cluster's representation; the same column in the two views are
-    positives, the other ``2K − 2`` columns negatives (NT-Xent, cosine, ``τ_C``), minus
-    ``entropy_weight`` times the entropy of the clusters' batch marginals (which rules out
-    putting everything in one cluster). The entropy enters as its gap to the maximum,
-    ``2·log K − H`` (a constant offset: same gradients, and the loss stays ≥ 0). Assignments are
-    gathered across processes first.
+    positives, the other ``2K − 2`` columns negatives (NT-Xent, cosine, ``τ_C``). With
+    ``add_entropy`` (Contrastive Clustering's eq. (7)) ``entropy_weight`` times the entropy of the
+    clusters' batch marginals is subtracted (which rules out putting everything in one cluster);
+    it enters as its gap to the maximum, ``2·log K − H`` (a constant offset: same gradients, and
+    the loss stays ≥ 0). SLICER's official code computes the entropy but does not add it
+    (``return loss #+ ne_loss``, PAPERS.md §2): ``add_entropy=False``. Assignments are gathered
+    across processes first.
 
-    Returns ``(loss, entropy)`` with the entropy (summed over the two views) for logging.
+    Returns ``(loss, entropy)`` with the entropy (summed over the two views) for logging, either
+    way.
     """
     p1, p2 = gather(p1), gather(p2)
     contrast = nt_xent(p1.T, p2.T, temperature)
@@ -91,6 +95,8 @@ def cluster_contrastive(p1: torch.Tensor, p2: torch.Tensor, temperature: float =
     for p in (p1, p2):
         marginal = p.sum(0) / p.sum()
         entropy = entropy - (marginal * torch.log(marginal.clamp_min(1e-12))).sum()
+    if not add_entropy:
+        return contrast, entropy.detach()
     gap = 2.0 * math.log(p1.shape[1]) - entropy
     return contrast + entropy_weight * gap, entropy.detach()
 

@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from pocketear.encoders.base import DEFAULT_READOUT, Readout
 from pocketear.frontends.logmel import LogMelConfig
 from pocketear.registry import get
 
@@ -28,6 +29,8 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
+    name: str = "adamw"  # adamw | sgd (SLICER's official optimiser: sgd, lr 0.03)
+    momentum: float = 0.9  # sgd only
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -88,6 +91,11 @@ def resolve(cfg: dict[str, Any]) -> dict[str, Any]:
     if not enc.get("name"):
         raise ConfigError("encoder.name is missing; pick one of `pocketear list encoders`")
     get("encoder", enc["name"])
+    try:
+        enc["readout"] = str(Readout.parse(enc.get("readout", DEFAULT_READOUT)))
+    except ValueError as err:
+        raise ConfigError(f"encoder.readout: {err}") from None
+    out["encoder"] = enc
     out["frontend"] = _merge_dataclass(LogMelConfig, dict(out["frontend"]), "frontend")
     augment = out.get("augment")
     if augment is None:

@@ -1,6 +1,7 @@
 """The plain PyTorch pretraining loop (no framework base class for tasks).
 
-AdamW with linear warm-up and cosine decay, gradient clipping, optional bf16 autocast on CPU,
+AdamW or SGD (``optim.name``) with linear warm-up and cosine decay, gradient clipping, optional
+bf16 autocast on CPU,
 seeded and resumable: batches are a pure function of (seed, step) and the checkpoint carries the
 optimiser, scheduler and RNG state, so a killed run resumed with ``--resume`` matches an
 uninterrupted one (except for the augmentations' memory banks, which are not stored: see
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,10 +25,10 @@ from pocketear import __version__
 from pocketear.data.cache import FeatureCache, build_cache
 from pocketear.data.corpus import Corpus
 from pocketear.frontends.logmel import LogMelConfig
-from pocketear.tasks.monitors import effective_rank, embedding_std
+from pocketear.tasks.monitors import TrivialTaskMonitor, effective_rank, embedding_std
 from pocketear.train.augment_state import prepare_augment
-from pocketear.train.batches import BatchSampler, steps_for_epochs
-from pocketear.train.build import build_encoder, build_frontend, build_task
+from pocketear.train.batches import BatchSampler, filter_short_clips, steps_for_epochs
+from pocketear.train.build import build_encoder, build_frontend, build_optimiser, build_task
 from pocketear.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from pocketear.train.config import save_config
 from pocketear.train.ema import ema_update
@@ -88,10 +90,13 @@ def pretrain(cfg: dict[str, Any], out: str | Path, resume: bool = False,
     task = build_task(cfg, encoder)
     if tcfg["channels_last"]:
         task = task.to(memory_format=torch.channels_last)
-    optimiser = torch.optim.AdamW(task.param_groups(), lr=ocfg["lr"],
-                                  weight_decay=ocfg["weight_decay"])
+    optimiser = build_optimiser(ocfg, task)
+    kept = filter_short_clips(cache.lengths, task, frontend.hop_length / frontend.sample_rate,
+                              cfg["task"]["name"])  # short clips left out up front, counted
+    if kept.short:
+        tqdm.write(kept.message(cfg["task"]["name"]), file=sys.stderr)
     if tcfg["epochs"] > 0:
-        tcfg["steps"] = steps_for_epochs(tcfg["epochs"], len(cache), ocfg["batch_size"])
+        tcfg["steps"] = steps_for_epochs(tcfg["epochs"], len(kept.usable), ocfg["batch_size"])
     total = tcfg["steps"]
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: warmup_cosine(s, ocfg["warmup_steps"], total))
@@ -109,7 +114,8 @@ def pretrain(cfg: dict[str, Any], out: str | Path, resume: bool = False,
 
     prepare_augment(task.augment, clip, len(cache), run_dir, tcfg["seed"], state is not None,
                     progress, frames=getattr(task.cfg, "slice_frames", None))
-    sampler = BatchSampler(clip, len(cache), task, ocfg["batch_size"], seed=tcfg["seed"])
+    sampler = BatchSampler(clip, len(cache), task, ocfg["batch_size"], seed=tcfg["seed"],
+                           indices=kept.usable)
     writer = MetricsWriter(run_dir, start_step=start)
 
     def checkpoint(step: int) -> None:
@@ -123,6 +129,7 @@ def pretrain(cfg: dict[str, Any], out: str | Path, resume: bool = False,
 
     task.train()
     t0, examples, last_logs = time.perf_counter(), 0, {}
+    trivial = TrivialTaskMonitor(cfg["task"]["name"], until_step=50 * tcfg["log_every"])
     bar = tqdm(range(start, total), initial=start, total=total, desc=cfg["task"]["name"],
                unit="step", disable=not progress)
     epoch = -1
@@ -160,6 +167,8 @@ def pretrain(cfg: dict[str, Any], out: str | Path, resume: bool = False,
                 last_logs["emb_std"] = embedding_std(emb)
                 last_logs["eff_rank"] = effective_rank(emb)
             writer.log(done, last_logs)
+            if (warning := trivial.update(done, last_logs)) is not None:  # once per run
+                tqdm.write(f"warning: {warning}", file=sys.stderr)
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}", ex_s=f"{rate:.0f}")
         if done % tcfg["ckpt_every"] == 0 and done < total:
             checkpoint(done)
@@ -169,8 +178,10 @@ def pretrain(cfg: dict[str, Any], out: str | Path, resume: bool = False,
         "task": cfg["task"]["name"], "encoder": cfg["encoder"]["name"],
         "params": encoder.params, "steps": total, "resumed_from": start,
         "clips": len(cache), "skipped_files": len(cache.skipped),
+        "short_clips": kept.short, "training_clips": len(kept.usable),
         "unusable_draws": sampler.unusable, "seconds": time.perf_counter() - t0,
         "final": last_logs, "checkpoint": str(ckpt_path),
+        "warnings": [trivial.warning] if trivial.warning else [],
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

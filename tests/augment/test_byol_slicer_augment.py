@@ -160,6 +160,77 @@ def test_kmix_state_round_trip_and_errors() -> None:
     assert small.centroids.shape[0] == 6  # capped at the number of clips
 
 
+def _ranked_kmix(partner: str, top_k: int = 4) -> KMix:
+    """k-mix with hand-placed centroids on one axis, at 0, 1, 3 and 10: seen from cluster 0 the
+    farthest is 3, then 2, then 1, then 0 itself."""
+    aug = KMix(k=4, partner=partner, top_k=top_k, bank_size=64)
+    axis = np.ones(F, np.float32) / np.sqrt(F)
+    aug.load_state({"centroids": np.stack([pos * axis for pos in (0.0, 1.0, 3.0, 10.0)])})
+    return aug
+
+
+def _member(aug: KMix, cluster: int, frames: int = 10) -> np.ndarray:
+    x = np.tile(aug.centroids[cluster], (frames, 1))
+    assert aug.assign(x) == cluster
+    return x
+
+
+def test_kmix_defaults_are_the_official_ones() -> None:
+    aug = KMix()
+    assert (aug.k, aug.partner, aug.top_k, aug.iters, aug.spherical) == (4, "farthest", 128, 20,
+                                                                          True)
+    assert (aug.alpha, aug.bank.size) == (0.4, 2048)
+
+
+@pytest.mark.parametrize(("partner", "bank", "want"), [
+    ("farthest", {1: 3, 2: 3}, 2),  # cluster 3 is empty: the next farthest with members
+    ("farthest", {1: 3, 2: 3, 3: 1}, 3),
+    ("farthest", {0: 6}, 0),  # only its own cluster (ranked last) has members
+    ("nearest", {1: 3, 2: 3}, 1),
+    ("nearest", {0: 1, 1: 3, 3: 3}, 0),  # its own cluster comes first
+])
+def test_kmix_ranks_clusters_by_centroid_distance(partner: str, bank: dict, want: int) -> None:
+    aug = _ranked_kmix(partner)
+    for cluster, n in bank.items():
+        for _ in range(n):
+            aug.bank.push(_member(aug, cluster), cluster)
+    assert len(aug.bank) >= aug.top_k  # past the random phase
+    np.testing.assert_array_equal(aug.ranking(0), [3, 2, 1, 0] if partner == "farthest"
+                                  else [0, 1, 2, 3])
+    pool = aug.candidates(0)
+    assert len(pool) == min(bank[want], aug.top_k) and set(aug.bank.tags[pool]) == {want}
+    aug(_member(aug, 0), np.random.default_rng(0))
+    assert aug.last_partner_cluster == want and 0 < aug.last_lambda < 0.4
+
+
+def test_kmix_random_partner_while_the_bank_is_small_and_top_k_newest() -> None:
+    aug = _ranked_kmix("farthest", top_k=4)
+    aug.bank.push(_member(aug, 1), 1)
+    aug.bank.push(_member(aug, 2), 2)
+    aug.bank.push(_member(aug, 1), 1)  # 3 < top_k entries: any entry may be the partner
+    np.testing.assert_array_equal(aug.candidates(0), [0, 1, 2])
+    for _ in range(3):
+        aug.bank.push(_member(aug, 2), 2)
+    aug.bank.push(_member(aug, 2), 2)  # cluster 2 now holds slots 1, 3, 4, 5, 6
+    np.testing.assert_array_equal(np.sort(aug.candidates(0)), [3, 4, 5, 6])  # its 4 newest
+    # seen from cluster 3 the farthest is 0 (no entries), then 1: slots 0 and 2
+    assert list(aug.ranking(3)) == [0, 1, 2, 3]
+    np.testing.assert_array_equal(np.sort(aug.candidates(3)), [0, 2])
+
+
+def test_kmix_spherical_centroids_are_unit_length() -> None:
+    clips = _three_sounds()
+    spherical, plain = KMix(k=3), KMix(k=3, spherical=False)
+    spherical.fit(clips, np.random.default_rng(0))
+    plain.fit(clips, np.random.default_rng(0))
+    np.testing.assert_allclose(np.linalg.norm(spherical.centroids, axis=1), 1.0, rtol=1e-5)
+    assert np.linalg.norm(plain.centroids, axis=1).min() > 5  # the clips' own scale (~14)
+    # both recover the three kinds
+    for aug in (spherical, plain):
+        assert len({tuple(aug.assign(c) for c in clips[i::3]) for i in range(3)}) == 3
+        assert all(len(set(aug.assign(c) for c in clips[i::3])) == 1 for i in range(3))
+
+
 def test_spec_augment_mask_widths_in_range() -> None:
     aug = SpecAugment(time_masks=2, time_width=12, freq_masks=3, freq_width=8, fill=0.0)
     rng = np.random.default_rng(0)
@@ -244,6 +315,8 @@ def test_compose_state_round_trip_and_mismatch() -> None:
     ("log_mixup_exp", {"bank_size": 0}, "bank_size"),
     ("kmix", {"partner": "near"}, "partner"),
     ("kmix", {"k": 1}, "k >= 2"),
+    ("kmix", {"top_k": 0}, "top_k"),
+    ("kmix", {"iters": 0}, "iters"),
     ("random_resize_crop", {"time_scale": (0.0, 1.0)}, "time_scale"),
     ("random_resize_crop", {"time_canvas": 0.5}, "canvas"),
     ("random_resize_crop", {"interpolation": "nearest"}, "interpolation"),

@@ -56,6 +56,22 @@ def test_nt_xent_and_cluster_contrastive_known_values() -> None:
     assert float(loss) > 2 * math.log(2)
 
 
+def test_cluster_contrastive_entropy_term_is_a_flag() -> None:
+    """SLICER's official loss computes the entropy but does not add it (add_entropy=False)."""
+    g = torch.Generator().manual_seed(0)
+    p1, p2 = torch.rand(6, 3, generator=g).softmax(-1), torch.rand(6, 3, generator=g).softmax(-1)
+    with_h, h = cluster_contrastive(p1, p2, entropy_weight=0.5)
+    without, h_logged = cluster_contrastive(p1, p2, entropy_weight=0.5, add_entropy=False)
+    torch.testing.assert_close(without, nt_xent(p1.T, p2.T, 1.0))  # the contrast alone
+    torch.testing.assert_close(h_logged, h)  # still computed for the logs
+    torch.testing.assert_close(with_h - without, 0.5 * (2 * math.log(3) - h))
+    # collapsed assignments: the flag off leaves them unpunished by the entropy term
+    ones = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    collapsed, h0 = cluster_contrastive(ones, ones, add_entropy=False)
+    assert float(h0) == pytest.approx(0.0, abs=1e-6)
+    assert float(collapsed) == pytest.approx(float(nt_xent(ones.T, ones.T)))
+
+
 def test_byol_loss_known_values() -> None:
     p = torch.tensor([[1.0, 0.0]])
     assert float(byol_loss(p, torch.tensor([[0.0, 3.0]]))) == pytest.approx(2.0)
