@@ -55,6 +55,8 @@ tr.chance td{color:#999;border-top:2px solid #ccc}img{max-width:100%;display:blo
 margin-left:6px;color:#555}code{background:#f2f2f2;padding:0 3px;border-radius:3px}
 dl{display:grid;grid-template-columns:max-content auto;gap:2px 14px;font-size:13px}
 .note,.how{font-size:13.5px}table.plain td,table.plain th{text-align:left}
+.warn{color:#7a1a12;background:#fdecea;padding:8px 12px;border-left:4px solid #d93025;
+margin:10px 0;font-size:13.5px}.warn ul{margin:4px 0 0;padding-left:20px}
 """
 
 
@@ -179,12 +181,34 @@ def _curves_fig(name: str, series: dict[str, tuple[list[float], list[float]]]) -
     return fig
 
 
-def _summary_html(run_dir: Path) -> str:
+def _read_summary(run_dir: Path) -> dict[str, Any]:
+    """A run's summary.json as a dict ({} when missing or unreadable)."""
     try:
         data = json.loads((run_dir / "summary.json").read_text())
     except (ValueError, OSError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _run_warnings(run_dir: Path) -> list[str]:
+    """The training warnings a run recorded (summary.json ``warnings``, e.g. the trivial-task
+    monitor's "this task is solved trivially on this data: ...")."""
+    warnings = _read_summary(run_dir).get("warnings")
+    return [str(w) for w in warnings] if isinstance(warnings, list) else []
+
+
+def _warnings_box(runs: list[tuple[str, Path]]) -> str:
+    """One visible box listing every run's training warnings ("" when there are none)."""
+    items = [f"<li><b>{_esc(name)}</b>: {_esc(w)}</li>"
+             for name, run_dir in runs for w in _run_warnings(run_dir)]
+    if not items:
         return ""
-    data = data if isinstance(data, dict) else {}
+    return (f'<div class="warn"><b>Training warnings</b> (from the runs\' summary.json)'
+            f"<ul>{''.join(items)}</ul></div>")
+
+
+def _summary_html(run_dir: Path) -> str:
+    data = _read_summary(run_dir)
     items = [(k, v) for k, v in data.items() if isinstance(v, str | int | float)][:16]
     return _dl({k: f"{v:.4g}" if isinstance(v, float) else v for k, v in items}) if items else ""
 
@@ -197,6 +221,7 @@ def _curves_section(runs: list[tuple[str, Path]], notes: list[str]) -> str:
     for name, run_dir in runs:
         series = _read_metrics(run_dir / "metrics.jsonl")
         out.append(f"<h3>{_esc(name)}</h3><p class='meta'>{_esc(run_dir)}</p>")
+        out.append(_warnings_box([(name, run_dir)]))
         if not series:
             out.append(_note("metrics.jsonl holds no loss / monitor values."))
             continue
@@ -333,13 +358,13 @@ def _results_sections(data: dict[str, Any], eval_dir: Path, run_dir: Path | None
     tables = build_tables([data])
     labels = list(dict.fromkeys(r.label for t in tables for r in t.rows))
     colors = dict(zip(labels, _colors(len(labels)), strict=True))
-    out = ["<h2>Results</h2>"]
+    runs, notes = _find_runs(data, eval_dir, run_dir)
+    out = [_warnings_box(runs), "<h2>Results</h2>"]
     if not tables:
         out.append(_note("results.json holds no results."))
     for table in tables:
         out.append(f"<h3>{_esc(setting_label(table.setting))}</h3>{_table_html(table)}")
         out.append(_img(_bars_fig(table, colors), f"bars {setting_label(table.setting)}"))
-    runs, notes = _find_runs(data, eval_dir, run_dir)
     return [*out, _curves_section(runs, notes), *_maps_sections(data), _details(data)]
 
 

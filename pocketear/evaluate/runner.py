@@ -31,7 +31,7 @@ from pocketear.evaluate.features import (
     normaliser,
 )
 from pocketear.evaluate.probes import Segments
-from pocketear.evaluate.splits import kshot_indices
+from pocketear.evaluate.splits import VALID_FRACTION, kshot_indices
 from pocketear.evaluate.suites import EvalTask, Suite, resolve_suite
 from pocketear.evaluate.table import format_table, write_csv
 from pocketear.evaluate.views import DEFAULT_VIEW, parse_view, probe_label
@@ -145,7 +145,9 @@ class _TaskRun:
             warnings.warn(f"task {task.name}: {len(task.corpus) - len(present)} undecodable "
                           "clip(s) left out for every method", stacklevel=2)
         self.rows_used = np.asarray(sorted(present), dtype=np.int64)
-        self.used = task.subset(self.rows_used)
+        self.used, self.carved = task.subset(self.rows_used), []
+        if ctx["valid_fraction"]:  # the same carved valid for every method (with_valid)
+            self.used, self.carved = self.used.with_valid(ctx["valid_fraction"])
         self.n_classes = len(task.classes)
         cls = {c: i for i, c in enumerate(task.classes)}
         self.y = np.asarray([cls[v] for v in self.used.labels], dtype=np.int64)
@@ -232,21 +234,27 @@ class _TaskRun:
         under each (probe, view) in ``labels`` (the same numbers, so every table shows the
         reference)."""
         clips, runs = self.clips(start), []
+        budget = self.ctx["budget"]
         for shots in self.ctx["shots_all"]:
-            values = []
+            values, chosen = [], None  # lr chosen by the grid, reused unless grid_every_run
             for seed in range(self.ctx["seeds"]):
                 accs = []
                 for f, (train, valid, test) in enumerate(self.folds):
-                    encoder = (bl.random_init(start, seed).encoder if fresh
-                               else copy.deepcopy(start.encoder))
-                    model, info = bl.train_end_to_end(
-                        encoder, clips, self.y, self.train_sel(train, shots, seed), valid,
-                        self.n_classes, seed, self.ctx["budget"])
+                    def make(seed: int = seed) -> Any:
+                        return (bl.random_init(start, seed).encoder if fresh
+                                else copy.deepcopy(start.encoder))
+                    reuse = chosen is not None and not budget.grid_every_run
+                    model, info = bl.train_supervised(
+                        make, clips, self.y, self.train_sel(train, shots, seed), valid,
+                        self.n_classes, seed, budget, (chosen,) if reuse else None)
+                    chosen = chosen if reuse else info.lr
                     pred = bl.predict_clips(model, clips, test).argmax(1)
                     accs.append(float((pred == self.y[test]).mean()))
                     runs.append({"method": method, "task": self.task.name, "shots": shots,
-                                 "seed": seed, "fold": f, "steps": info.steps,
-                                 "seconds": info.seconds, "best_valid": info.best_valid})
+                                 "seed": seed, "fold": f, **info.summary(),
+                                 "lr_from": "reused" if reuse else
+                                 "grid" if info.grid else "fixed", "n_valid": len(valid),
+                                 "test_acc": accs[-1]})
                     if f == 0 and seed == 0 and shots is None:
                         for probe, view in labels:
                             self.keep_confusion(method, probe_label(probe, view), pred)
@@ -286,6 +294,8 @@ def evaluate(
     echo: bool | None = None,
     views: tuple[str, ...] | list[str] = (DEFAULT_VIEW,),
     names: list[str] | None = None,
+    valid_fraction: float = VALID_FRACTION,
+    supervised: bool = True,
 ) -> dict[str, Any]:
     """Evaluate checkpoints (files or run folders) on a suite against baselines.
 
@@ -297,6 +307,8 @@ def evaluate(
         shots: k-shot settings run besides "all labels" (exactly k train clips per class).
         seeds: seeds 0..n-1 for probes, k-shot draws, random init and supervised training.
         baselines: also measure logmel-stats, random-init and supervised.
+        supervised: with ``baselines``, also train the supervised baseline (the costly one;
+            False for studies that only compare frozen read-outs).
         data_dir: where suites keep their data (default ``~/.cache/pocketear/suites``).
         fine_tune: also fine-tune each checkpoint end to end (probe name ``fine-tune``).
         progress: progress bars.
@@ -310,6 +322,9 @@ def evaluate(
             ``group-std`` (tasks with groups only), ``seg3+group-std``.
         names: method names of the checkpoints, in order (default: their pretext task, with
             ``-2``, ``-3`` … on repeats).
+        valid_fraction: a split without valid clips gets this fraction of its train clips as
+            valid (group-disjoint for unseen-group tasks; see :meth:`EvalTask.with_valid`),
+            removed from train for every method alike; 0 leaves such splits without valid.
 
     Returns:
         The results dict written to ``out/results.json``.
@@ -333,13 +348,16 @@ def evaluate(
     suite_obj = resolve_suite(suite, **(suite_options or {}))
     ctx = {"cache_dir": Path(cache_dir) if cache_dir else out.resolve().parent / ".emb_cache",
            "workers": workers, "progress": progress, "baselines": baselines, "seeds": seeds,
-           "shots_all": [None, *shots], "budget": budget or bl.TrainBudget(), "views": views}
+           "shots_all": [None, *shots], "budget": budget or bl.TrainBudget(), "views": views,
+           "valid_fraction": valid_fraction}
     methods = _load_methods([str(c) for c in checkpoints], names)
     tasks = suite_obj.tasks(data_dir, progress)
     reference = methods[0].model if methods else None
-    names = [m.name for m in methods] + (list(bl.BASELINES) if baselines else [])
+    supervised = baselines and supervised
+    names = [m.name for m in methods] + [b for b in bl.BASELINES if baselines and
+                                         (supervised or b != "supervised")]
     n_settings = len(ctx["shots_all"]) * seeds
-    n_e2e = int(baselines) + (len(methods) if fine_tune else 0)
+    n_e2e = int(supervised) + (len(methods) if fine_tune else 0)
     all_rows, confusion, maps, summaries, runs = [], {}, {}, {}, []
     timing: dict[str, float] = {}
     for task in tasks:
@@ -347,8 +365,9 @@ def evaluate(
         run = _TaskRun(task, ctx)
         run.prepare(methods, reference)
         t_prep = time.perf_counter()
-        summaries[task.name] = {**run.used.summary(), "classes": task.classes}
-        per_task = ((len(names) - int(baselines)) * len(probes) * len(run.views) + n_e2e) \
+        summaries[task.name] = {**run.used.summary(), "classes": task.classes,
+                                **({"valid_carved": run.carved} if run.carved else {})}
+        per_task = ((len(names) - int(supervised)) * len(probes) * len(run.views) + n_e2e) \
             * n_settings
         with tqdm(total=per_task, desc=f"evaluate {task.name}", unit="fit",
                   disable=not progress, leave=False) as bar:
@@ -360,7 +379,7 @@ def evaluate(
                     for p in probes:
                         run.probe_rows("logmel-stats", p, view, False, bar)
                         run.probe_rows("random-init", p, view, True, bar)
-            if baselines:
+            if supervised:
                 labels = [(p, v) for v in run.views for p in probes]
                 labels += [(FINE_TUNE, DEFAULT_VIEW)] if fine_tune else []
                 t_e2e = time.perf_counter()
@@ -387,7 +406,7 @@ def evaluate(
         none = {"checkpoint": None, "run_dir": None}
         method_info["logmel-stats"] = {"kind": "baseline", **none, "encoder": None,
                                        "params": None}
-        for b in ("random-init", "supervised"):
+        for b in ("random-init", "supervised")[: 1 + supervised]:
             method_info[b] = {"kind": "baseline", **none, "encoder": enc_name,
                               "params": enc_params}
     probe_order = [probe_label(p, v) for v in views for p in probes] + [FINE_TUNE]
@@ -400,12 +419,14 @@ def evaluate(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": {"probes": probes + ([FINE_TUNE] if fine_tune else []), "shots": shots,
                    "seeds": seeds, "baselines": baselines, "views": views,
+                   "valid_fraction": valid_fraction,
                    "checkpoints": [m.info["checkpoint"] for m in methods]},
         "methods": method_info,
         "tasks": summaries,
         "results": all_rows,
         "confusion": confusion,
         "embeddings_2d": maps,
+        "end_to_end": runs,
     }
     _write_json(out / "results.json", results)
     write_csv(results, out / "results.csv")

@@ -17,6 +17,7 @@ from pocketear.data.corpus import ManifestError
 
 SPLITS = ("train", "valid", "test")
 FRACTIONS = (0.6, 0.2, 0.2)
+VALID_FRACTION = 0.15  # of the train clips, carved out when a split has no valid part
 
 
 def check_split_values(values: Sequence[str], source: str) -> list[str]:
@@ -132,6 +133,74 @@ def group_split(
             best = (score, assign)
     assert best is not None
     return [best[1][g] for g in groups]
+
+
+def _carve_stratified(labels: np.ndarray, train: np.ndarray, fraction: float,
+                      rng: np.random.Generator) -> np.ndarray:
+    """``fraction`` of each class's train clips (≥ 1, but never a class's last train clip)."""
+    out = []
+    for y in np.unique(labels[train]):
+        members = rng.permutation(train[labels[train] == y])
+        if len(members) >= 2:
+            out.append(members[:min(len(members) - 1, max(1, round(fraction * len(members))))])
+    return np.sort(np.concatenate(out)) if out else np.zeros(0, np.int64)
+
+
+def _carve_groups(labels: np.ndarray, groups: np.ndarray, train: np.ndarray, fraction: float,
+                  rng: np.random.Generator, tries: int = 64) -> np.ndarray | None:
+    """Whole train groups holding about ``fraction`` of the train clips; of ``tries`` seeded
+    group orders the one whose valid part and remaining train part miss the fewest classes,
+    then closest to ``fraction``. None when train has fewer than 2 groups."""
+    uniq = np.unique(groups[train])
+    if len(uniq) < 2:
+        return None
+    sizes = {g: int((groups[train] == g).sum()) for g in uniq}
+    classes = set(labels[train].tolist())
+    target = fraction * len(train)
+    best: tuple[float, set] | None = None
+    for _ in range(tries):
+        order = [uniq[i] for i in rng.permutation(len(uniq))]
+        chosen, filled = {order[0]}, sizes[order[0]]  # one group at least, one left for train
+        for g in order[1:-1]:
+            if abs(filled + sizes[g] - target) >= abs(filled - target):
+                break
+            chosen.add(g)
+            filled += sizes[g]
+        in_valid = np.isin(groups[train], list(chosen))
+        missing = len(classes - set(labels[train][in_valid].tolist())) + \
+            len(classes - set(labels[train][~in_valid].tolist()))
+        score = missing * 10.0 + abs(filled - target) / len(train)
+        if best is None or score < best[0]:
+            best = (score, chosen)
+    assert best is not None
+    return np.sort(train[np.isin(groups[train], list(best[1]))])
+
+
+def carve_valid(labels: Sequence[str] | np.ndarray, train: np.ndarray,
+                groups: Sequence[str] | np.ndarray | None = None,
+                fraction: float = VALID_FRACTION, seed: int = 0) -> tuple[np.ndarray, bool]:
+    """Clips of ``train`` (indices) to move to a validation part, for a split that has none.
+
+    Why: without validation nothing selects a probe's regularisation or the supervised
+    baseline's epochs and learning rate, so its "ceiling" is an accident of a fixed budget.
+    With ``groups`` the part is group-disjoint (whole groups, e.g. speakers, about ``fraction``
+    of the clips, best-effort class coverage as in :func:`group_split`); without (or when train
+    holds a single group) it is stratified: ``fraction`` of every class, at least one clip of
+    each class that has two or more.
+
+    Returns:
+        The carved indices (sorted) and whether they are group-disjoint from the rest of train.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"valid fraction must be in (0, 1), got {fraction}")
+    y = np.asarray(labels)
+    train = np.asarray(train, dtype=np.int64)
+    rng = np.random.default_rng([seed, 19])
+    if groups is not None:
+        carved = _carve_groups(y, np.asarray(groups), train, fraction, rng)
+        if carved is not None:
+            return carved, True
+    return _carve_stratified(y, train, fraction, rng), False
 
 
 def kshot_indices(labels: np.ndarray, pool: np.ndarray, k: int, seed: int) -> np.ndarray:

@@ -11,8 +11,10 @@ Tasks:
 
 Label-deficient variants are ``pocketear evaluate --shots 1,5,10`` (k clips per class from each
 fold's train part, a new draw per seed); the label-free views ``seg3`` / ``group-std`` (groups
-are the speakers) are ``--views``. There is no validation part (as in the official split), so
-probes use their default regularisation and supervised training its fixed step budget.
+are the speakers) are ``--views``. The suite has no validation part (as in the official split);
+the runner carves one from each fold's train part (:meth:`EvalTask.with_valid`: stratified for
+the official split, whole speakers for the unseen-speaker folds), used by every method alike to
+select a probe's regularisation and the supervised epochs and learning rate.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ import numpy as np
 from pocketear.data.corpus import Corpus, ManifestError
 from pocketear.evaluate.splits import (
     SPLITS,
+    VALID_FRACTION,
+    carve_valid,
     check_class_counts,
     check_split_values,
     group_split,
@@ -91,6 +93,48 @@ class EvalTask:
             [self.labels[i] for i in keep], [self.split[i] for i in keep],
             None if self.groups is None else [self.groups[i] for i in keep],
             [[f[i] for i in keep] for f in self.folds])
+
+    def with_valid(self, fraction: float = VALID_FRACTION, seed: int = 0
+                   ) -> tuple[EvalTask, list[dict[str, Any]]]:
+        """The task with a validation part carved from train in every split that lacks one.
+
+        The rule (the same for every row of a table): the carved clips leave train for *every*
+        method (probes, k-shot draws, supervised, fine-tuning), so all rows train on the same
+        clips and select their hyper-parameters (a probe's C, the supervised epochs and
+        learning rate) on the same held-out clips; test is untouched. The carved part mirrors
+        how test relates to train: group-disjoint when the task has groups and its test groups
+        are unseen in train (e.g. unseen speakers), stratified by class otherwise (test
+        speakers also speak in train, as in FSDD's official split). One fixed ``seed`` for all
+        methods and seeds.
+
+        Returns:
+            The new task and, per carved split, what was carved (``results.json``'s
+            ``tasks.<name>.valid_carved``).
+        """
+        y = np.asarray(self.labels)
+        groups = None if self.groups is None else np.asarray(self.groups)
+        splits, report = [], []
+        for fold, split in enumerate(self.splits):
+            part = np.asarray(split)
+            train = np.where(part == "train")[0]
+            if (part == "valid").any() or len(train) < 2:
+                splits.append(list(split))
+                continue
+            unseen = groups is not None and not set(groups[part == "test"]) & set(groups[train])
+            carved, disjoint = carve_valid(y, train, groups if unseen else None, fraction, seed)
+            part = part.copy()
+            part[carved] = "valid"
+            splits.append(part.tolist())
+            report.append({
+                "fold": fold, "fraction": fraction, "n_train": int(len(train) - len(carved)),
+                "n_valid": int(len(carved)), "group_disjoint": bool(disjoint),
+                "valid_groups": sorted(set(groups[carved].tolist())) if disjoint else None,
+                "classes_in_valid": len(set(y[carved].tolist())),
+                "classes": len(set(y[train].tolist()))})
+        if not report:
+            return self, []
+        task = EvalTask(self.name, self.corpus, self.labels, splits[0], self.groups, splits[1:])
+        return task, report
 
     def chance(self) -> float:
         """Test accuracy of always answering the most frequent training class (mean over

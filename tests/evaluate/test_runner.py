@@ -27,7 +27,9 @@ def labelled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     root = tmp_path_factory.mktemp("runner")
     manifest = write_tone_manifest(root, 16, seconds=1.5)
-    cfg = load_config(None, ["task.name=triplet", "encoder.name=mobile_tiny",
+    # 1.5 s clips: triplet's default disjoint anchor/positive needs 1.9 s, so allow overlap
+    cfg = load_config(None, ["task.name=triplet", "task.min_separation_frames=0",
+                             "encoder.name=mobile_tiny",
                              f"data.source={root / 'audio'}", "train.steps=2",
                              "optim.batch_size=4", "data.workers=1"])
     pretrain(cfg, root / "run", progress=False)
@@ -114,6 +116,13 @@ def test_methods_take_given_names(labelled: dict[str, Any], tmp_path: Path) -> N
         evaluate([run], str(labelled["manifest"]), tmp_path, names=["a", "b"], progress=False)
 
 
+def test_baselines_without_supervised(labelled: dict[str, Any], tmp_path: Path) -> None:
+    res = evaluate([str(labelled["run"])], str(labelled["manifest"]), tmp_path, seeds=1,
+                   supervised=False, progress=False, workers=1)
+    assert {r["method"] for r in res["results"]} == {"triplet", "logmel-stats", "random-init"}
+    assert "supervised" not in res["methods"] and res["end_to_end"] == []
+
+
 def test_unknown_suite_names_the_choices(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="registered suites are .*synthetic"):
         resolve_suite("no-such-suite")
@@ -170,10 +179,18 @@ def test_views_and_folds(labelled: dict[str, Any], tmp_path: Path) -> None:
     emb = group_standardise(emb, groups)
     labels = corpus.column("label")
     y = np.asarray([["high", "low"].index(labels[i]) for i in emb.items])
+    # the folds lack valid: the runner carves one from train (one group there: stratified)
+    carved = res["tasks"]["tones"]["valid_carved"]
+    assert [(c["fold"], c["n_valid"], c["group_disjoint"]) for c in carved] == \
+        [(0, 2, False), (1, 2, False)]
+    task, _ = _FoldSuite(labelled["manifest"]).tasks()[0].with_valid()
     accs = []
-    for test_group in ("a", "b"):
-        tr, te = np.where(groups != test_group)[0], np.where(groups == test_group)[0]
-        probe = LinearProbe().fit(Segments(emb.segments[tr], np.arange(len(tr)), y[tr]), None, 2)
+    for fold, test_group in enumerate(("a", "b")):
+        part = np.asarray(task.splits[fold])[emb.items]
+        assert set(groups[part == "test"]) == {test_group}
+        tr, va, te = (np.where(part == s)[0] for s in ("train", "valid", "test"))
+        probe = LinearProbe().fit(Segments(emb.segments[tr], np.arange(len(tr)), y[tr]),
+                                  Segments(emb.segments[va], np.arange(len(va)), y[va]), 2)
         accs.append(probe.accuracy(Segments(emb.segments[te], np.arange(len(te)), y[te])))
     assert got["logmel-stats", "linear+seg3+group-std"]["values"] == [pytest.approx(
         np.mean(accs))]
