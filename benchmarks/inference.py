@@ -15,6 +15,8 @@ the corpus's labelled events), and in the same process, interleaved repeat by re
   threads; each repeat is the mean of ``--calls`` calls, the figure the median over repeats;
   ``int8_over_eager`` is the ratio of the two medians measured side by side;
 * file size of both exports; parameters and multiply-adds per second of audio;
+* with ``--readouts``, the same for other read-outs of the same weights (the default read-out
+  skips ``mobile``'s projection, so its graph is smaller than ``max:proj``'s);
 * with ExecuTorch installed (``pocketear[edge]``), the ``.pte`` (XNNPACK fp32): size and
   single-window latency at XNNPACK's default thread pool;
 * int8 fidelity: cosine similarity of int8 ONNX embeddings to fp32 PyTorch embeddings on 256
@@ -75,14 +77,19 @@ def _latency(fn: Any, calls: int) -> float:
     return (time.perf_counter() - t0) / calls * 1e3
 
 
-def bench_encoder(name: str, manifest: Path, out: Path, args: argparse.Namespace) -> dict:
+def bench_encoder(name: str, manifest: Path, out: Path, args: argparse.Namespace,
+                  readout: str | None = None) -> dict:
     from pocketear.data.corpus import Corpus
+    from pocketear.encoders.base import Readout
     from pocketear.export.onnx import export_onnx, window_samples
     from pocketear.export.runtime import OnnxEmbedder, TorchEmbedder
     from pocketear.model import load
 
     ckpt = _pretrain(name, manifest, out, args.steps)
     pre = load(ckpt)
+    if readout:  # the same weights, another read-out (what the exported graph computes)
+        pre.encoder.readout = Readout.parse(readout)
+    tag = f"{name}_{pre.encoder.readout}".replace(":", "-")
     window, _ = window_samples(pre)
     events = Corpus.from_manifest(manifest).filter(kind="event")
     calib = out / f"calibration_{name}.csv"
@@ -91,7 +98,7 @@ def bench_encoder(name: str, manifest: Path, out: Path, args: argparse.Namespace
     train = [it.path for it, s in zip(events, events.column("split"), strict=True)
              if s == "train"]
     calib.write_text("path\n" + "\n".join(train) + "\n")
-    paths = {k: out / f"{name}_{k}.onnx" for k in ("fp32", "int8")}
+    paths = {k: out / f"{tag}_{k}.onnx" for k in ("fp32", "int8")}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rep32 = export_onnx(pre, paths["fp32"], verbose=False)
@@ -101,7 +108,7 @@ def bench_encoder(name: str, manifest: Path, out: Path, args: argparse.Namespace
 
     pte_method = None
     if pte.available():
-        paths["pte"] = out / f"{name}.pte"
+        paths["pte"] = out / f"{tag}.pte"
         pte.export_pte(pre, paths["pte"], verbose=False)
         pte_method = pte.load_pte(paths["pte"])
 
@@ -128,6 +135,7 @@ def bench_encoder(name: str, manifest: Path, out: Path, args: argparse.Namespace
     f32 = OnnxEmbedder(paths["fp32"]).embed_windows(windows)
     cos = (ref * q).sum(1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(q, axis=1) + 1e-12)
     res: dict[str, Any] = {
+        "readout": str(pre.encoder.readout), "embedding_size": int(pre.embed_dim),
         "params": int(pre.encoder.params),
         "macs_per_second_audio": float(pre.encoder.macs_per_second()),
         "bytes_fp32": paths["fp32"].stat().st_size, "bytes_int8": paths["int8"].stat().st_size,
@@ -186,6 +194,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--calls", type=int, default=50, help="calls per timed repeat")
     p.add_argument("--threads", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2])
+    p.add_argument("--readouts", default="",
+                   help="extra read-outs to export from the same weights (e.g. max:proj, the "
+                        "pre-issue-12 embedding); rows ENCODER@READOUT")
     args = p.parse_args(argv)
 
     from pocketear.data.synth.corpus import write_corpus
@@ -199,6 +210,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name in [e for e in args.encoders.split(",") if e]:
         print(f"{name}: pretraining {args.steps} steps, exporting, timing ...", flush=True)
         res["encoders"][name] = bench_encoder(name, manifest, args.out, args)
+        for readout in [r for r in args.readouts.split(",") if r]:
+            res["encoders"][f"{name}@{readout}"] = bench_encoder(name, manifest, args.out, args,
+                                                                 readout)
     res["seconds_total"] = time.perf_counter() - t0
     write_json(args.json, res)
     print(report(res))
