@@ -4,11 +4,11 @@ Usage::
 
     .venv/bin/python benchmarks/readout.py --runs 'out/bench_fsdd/both/runs/*/seed*' \
         --data ../shared/data/fsdd --json out/readout.json \
-        [--readouts max:proj,meanmax:features,...] [--synthetic]
+        [--readouts max:proj,meanmax:features,...] [--suites fsdd,synthetic]
 
 For every read-out (``POOLING:SOURCE``, see ``pocketear/encoders/base.py``) each checkpoint is
 copied with only ``encoder.readout`` changed, and one ``evaluate`` call scores the copies and the
-baselines on the ``fsdd`` suite (and ``--synthetic`` on the synthetic suite): logmel-stats does not
+baselines on each of ``--suites`` (``fsdd``, ``synthetic``): logmel-stats does not
 depend on the read-out, random-init is read out the same way as the checkpoints, so every
 comparison is at equal read-out. ``max:proj`` is the read-out every result before issue 12 used.
 Run folders named ``VARIANT/seedK`` are pooled over K (the ± is the spread over pretraining
@@ -55,13 +55,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", nargs="+", required=True,
                    help="run folders (globs allowed), e.g. 'out/bench_fsdd/both/runs/*/seed*'")
-    p.add_argument("--data", required=True, help="the FSDD folder")
+    p.add_argument("--data", default="", help="the FSDD folder (for the fsdd suite)")
     p.add_argument("--json", required=True)
     p.add_argument("--out", type=Path, default=Path("out/bench_readout"))
     p.add_argument("--readouts", default=",".join(READOUTS))
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--synthetic", action="store_true",
-                   help="also the synthetic suite (its corpus is written under --out)")
+    p.add_argument("--suites", default="fsdd",
+                   help="fsdd and/or synthetic (its corpus is written under --out)")
     args = p.parse_args(argv)
 
     from pocketear.evaluate.runner import evaluate
@@ -76,9 +76,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     out: dict[str, Any] = {"machine": machine_info(), "runs": [str(r) for r in runs],
                            "config": {k: str(v) for k, v in vars(args).items()}, "readouts": {}}
-    suites = [("fsdd", FSDDSuite(args.data), {"shots": [5]})]
-    if args.synthetic:
-        suites.append(("synthetic", SyntheticSuite(), {"data_dir": args.out}))
+    known = {"fsdd": lambda: (FSDDSuite(args.data), {"shots": [5]}),
+             "synthetic": lambda: (SyntheticSuite(), {"data_dir": args.out})}
+    wanted = [s for s in args.suites.split(",") if s]
+    if any(s not in known for s in wanted) or ("fsdd" in wanted and not args.data):
+        raise SystemExit(f"--suites takes fsdd (with --data) and synthetic; got {args.suites}")
+    suites = [(s, *known[s]()) for s in wanted]
     for readout in [r for r in args.readouts.split(",") if r]:
         tag = readout.replace(":", "-")
         ckpts = [with_readout(r / "checkpoints" / "last.pt", readout,
@@ -103,10 +106,12 @@ def summary_table(out: dict[str, Any]) -> str:
     rows, methods = [], []
     for readout, by_suite in out["readouts"].items():
         fsdd = by_suite.get("fsdd", [])
-        for r in fsdd:
+        for r in [r for rows in by_suite.values() for r in rows]:
             if r["method"] not in methods:
                 methods.append(r["method"])
         for m in methods:
+            if not any(r["method"] == m for rows in by_suite.values() for r in rows):
+                continue
             cells = [m, readout]
             for task, shots in COLUMNS:
                 hit = [r for r in fsdd if r["method"] == m and r["task"] == task
