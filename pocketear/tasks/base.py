@@ -148,6 +148,22 @@ class ClipNeed:
         return crop(clip, 0, self.frames)
 
 
+PAIR_SETTINGS = "task.slice_frames, task.min_separation_frames or task.max_pad_fraction"
+
+
+def slice_separation(cfg: Any) -> int:
+    """``cfg.min_separation_frames`` resolved: ``None`` means ``cfg.slice_frames``, i.e. two
+    slices of one clip that share no frame (the default of the tasks that cut two slices)."""
+    m = cfg.min_separation_frames
+    return cfg.slice_frames if m is None else int(m)
+
+
+def pair_need(cfg: Any) -> ClipNeed:
+    """What a clip needs for two slices ``slice_separation(cfg)`` apart."""
+    return ClipNeed.of(cfg.slice_frames + slice_separation(cfg), cfg.max_pad_fraction,
+                       PAIR_SETTINGS)
+
+
 def silence(clip: np.ndarray) -> np.ndarray:
     """Each bin's silence level ``(F,)``: the clip's per-bin minimum.
 

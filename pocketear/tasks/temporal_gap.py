@@ -18,7 +18,16 @@ from pocketear.encoders.base import Encoder
 from pocketear.heads.mlp import MLP
 from pocketear.losses.regression import mse, soft_binary_cross_entropy
 from pocketear.registry import register
-from pocketear.tasks.base import Batch, ClipNeed, Example, Task, TaskConfig, crop
+from pocketear.tasks.base import (
+    Batch,
+    ClipNeed,
+    Example,
+    Task,
+    TaskConfig,
+    crop,
+    pair_need,
+    slice_separation,
+)
 
 
 @register("task", "temporal_gap")
@@ -101,13 +110,10 @@ class TemporalGap(Task):
     @property
     def separation(self) -> int:
         """Smallest gap in frames (``min_separation_frames`` resolved)."""
-        m = self.cfg.min_separation_frames
-        return self.cfg.slice_frames if m is None else m
+        return slice_separation(self.cfg)
 
     def clip_need(self) -> ClipNeed:
-        return ClipNeed.of(self.cfg.slice_frames + self.separation, self.cfg.max_pad_fraction,
-                           "task.slice_frames, task.min_separation_frames or "
-                           "task.max_pad_fraction")
+        return pair_need(self.cfg)
 
     def sample(
         self, clip: np.ndarray, rng: np.random.Generator, other: Callable[[], np.ndarray]

@@ -18,7 +18,17 @@ import torch.nn.functional as F
 from pocketear.encoders.base import Encoder
 from pocketear.losses.metric import squared_distance, triplet_hinge, triplet_semihard_hinge
 from pocketear.registry import register
-from pocketear.tasks.base import Batch, ClipNeed, Example, Task, TaskConfig, crop, separated_pair
+from pocketear.tasks.base import (
+    Batch,
+    ClipNeed,
+    Example,
+    Task,
+    TaskConfig,
+    crop,
+    pair_need,
+    separated_pair,
+    slice_separation,
+)
 
 NEGATIVES = ("semihard", "random")
 
@@ -101,13 +111,10 @@ class Triplet(Task):
     @property
     def separation(self) -> int:
         """Minimum anchor–positive offset difference (``min_separation_frames`` resolved)."""
-        m = self.cfg.min_separation_frames
-        return self.cfg.slice_frames if m is None else m
+        return slice_separation(self.cfg)
 
     def clip_need(self) -> ClipNeed:
-        return ClipNeed.of(self.cfg.slice_frames + self.separation, self.cfg.max_pad_fraction,
-                           "task.slice_frames, task.min_separation_frames or "
-                           "task.max_pad_fraction")
+        return pair_need(self.cfg)
 
     def sample(
         self, clip: np.ndarray, rng: np.random.Generator, other: Callable[[], np.ndarray]

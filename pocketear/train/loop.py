@@ -1,11 +1,11 @@
 """The plain PyTorch pretraining loop (no framework base class for tasks).
 
 AdamW or SGD (``optim.name``) with linear warm-up and cosine decay, gradient clipping, optional
-bf16 autocast on CPU,
-seeded and resumable: batches are a pure function of (seed, step) and the checkpoint carries the
-optimiser, scheduler and RNG state, so a killed run resumed with ``--resume`` matches an
-uninterrupted one (except for the augmentations' memory banks, which are not stored: see
-``train/augment_state.py``, which also fits and stores what augmentations learn from the corpus).
+bf16 autocast on CPU, seeded and resumable: batches are a pure function of (seed, step) and the
+checkpoint carries the optimiser, scheduler and RNG state, so a killed run resumed with
+``--resume`` matches an uninterrupted one (except for the augmentations' memory banks, which are
+not stored: see ``train/augment_state.py``, which also fits and stores what augmentations learn
+from the corpus). Clips too short for the task are left out before the first step and counted.
 """
 
 from __future__ import annotations
