@@ -10,6 +10,8 @@ import importlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from pocketear.errors import UnknownName
+
 KINDS = ("encoder", "task", "augmentation", "suite", "recipe", "probe", "frontend")
 
 # Modules whose import registers components; imported lazily so `import pocketear` stays cheap.
@@ -74,7 +76,7 @@ def get(kind: str, name: str) -> Callable[..., Any]:
         return _REGISTRY[kind][name]
     except KeyError:
         options = ", ".join(sorted(_REGISTRY[kind])) or "none"
-        raise KeyError(f"no {kind} named {name!r}; available: {options}") from None
+        raise UnknownName(f"no {kind} named {name!r}; available: {options}") from None
 
 
 def create(kind: str, name: str, **cfg: Any) -> Any:

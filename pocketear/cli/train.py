@@ -35,8 +35,9 @@ def _pretrain(args: argparse.Namespace) -> int:
     Writes the run folder: config.yaml, checkpoints/last.pt, metrics.jsonl, TensorBoard events
     (tb/) and summary.json. Labels in a manifest are ignored.
     """
+    from pocketear.errors import InvalidValue
     from pocketear.train.config import load_config
-    from pocketear.train.loop import pretrain
+    from pocketear.train.loop import pretrain, resume_run
 
     sets = []
     for key, value in (("task.name", args.task), ("encoder.name", args.encoder),
@@ -47,14 +48,14 @@ def _pretrain(args: argparse.Namespace) -> int:
     if args.targets is not None:
         key = {"hubert": "task.targets", "beats": "task.tokenizer"}.get(args.task or "")
         if key is None:
-            raise ValueError("--targets goes with --task hubert (a `pocketear cluster` file) or "
+            raise InvalidValue("--targets goes with --task hubert (a `pocketear cluster` file) or "
                              "--task beats (a `pocketear tokenizer` file)")
         sets.append(f"{key}={args.targets}")
     if args.resume:
-        cfg = {"train": {"steps": args.steps or 0}}
+        summary = resume_run(args.out, steps=args.steps, progress=not args.no_progress)
     else:
         cfg = load_config(args.config, [*sets, *args.overrides])
-    summary = pretrain(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+        summary = pretrain(cfg, args.out, progress=not args.no_progress)
     loss = summary["final"].get("loss", float("nan"))
     print(f"done: {summary['steps']} steps, final loss {loss:.4f}, "
           f"checkpoint {summary['checkpoint']}")

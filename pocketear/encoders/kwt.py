@@ -180,7 +180,6 @@ class KWT(TokenEncoder):
 
 
 def _kwt(dim: int, heads: int, mlp: int, n_mels: int, kwargs: dict[str, Any]) -> KWT:
-    kwargs.pop("embed_dim", None)  # the size is the variant's
     return KWT(dim=dim, heads=heads, mlp=mlp, n_mels=n_mels, **kwargs)
 
 

@@ -182,6 +182,26 @@ class LogMel(nn.Module):
             self.normalised.fill_(True)
         self._use_stats = True
 
+    @property
+    def uses_stats(self) -> bool:
+        """Whether :meth:`forward` and :meth:`normalise` apply the stored stats."""
+        return self._use_stats
+
+    def normalise(self, logmel: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        """``(x - mean) / std`` per mel bin with the stored stats (unchanged when none are set).
+
+        The one home of the normalisation rule: training, targets, evaluation and export all
+        call it on raw log-mel ``(..., n_mels)``; a NumPy array stays a float32 NumPy array.
+        """
+        if isinstance(logmel, np.ndarray):
+            x = logmel.astype(np.float32, copy=False)
+            if not self._use_stats:
+                return x
+            return (x - self.mean.detach().cpu().numpy()) / self.std.detach().cpu().numpy()
+        if not self._use_stats:
+            return logmel
+        return (logmel - self.mean) / self.std
+
     def clear_stats(self) -> None:
         """Back to raw log-mel (mean 0, std 1, not normalised)."""
         with torch.no_grad():
@@ -225,8 +245,8 @@ class LogMel(nn.Module):
         power = sq[..., 0] + sq[..., 1]  # (B, F_fft, T)
         mel = torch.matmul(power.transpose(1, 2), self.mel_fb.t())  # (B, T, n_mels), contiguous
         out = torch.log(mel + cfg.log_eps)
-        if normalise and self._use_stats:
-            out = (out - self.mean) / self.std
+        if normalise:
+            out = self.normalise(out)
         return out.unsqueeze(1)
 
     def extra_repr(self) -> str:

@@ -6,17 +6,26 @@ and in every checkpoint, so a checkpoint alone says how it was made.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import inspect
 import os
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pocketear.encoders.base import DEFAULT_READOUT, Readout
+from pocketear.errors import InvalidValue
 from pocketear.frontends.logmel import LogMelConfig
 from pocketear.registry import get
+from pocketear.tasks.base import TaskConfig
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -52,7 +61,10 @@ class TrainConfig:
 
 
 @dataclass
-class RunConfig:
+class RawConfig:
+    """The merge schema for YAML files and ``--set`` overrides: task and encoder stay open
+    dicts here because their keys depend on the chosen name; :func:`resolve` types them."""
+
     task: dict[str, Any] = field(default_factory=lambda: {"name": "audio2vec_cbow"})
     encoder: dict[str, Any] = field(default_factory=lambda: {"name": "mobile_100"})
     frontend: dict[str, Any] = field(default_factory=dict)
@@ -64,50 +76,139 @@ class RunConfig:
     augment: list[Any] | None = None
 
 
-class ConfigError(ValueError):
+@dataclass
+class EncoderConfig:
+    """The encoder: a registered name, its read-out and the factory's keyword arguments."""
+
+    name: str = "mobile_100"
+    readout: str = DEFAULT_READOUT  # POOLING:SOURCE (encoders/base.Readout)
+    options: dict[str, Any] = field(default_factory=dict)  # e.g. {embed_dim: 64}
+
+
+@dataclass
+class RunConfig:
+    """A resolved run: every default filled in, every name and key checked.
+
+    ``task`` is the chosen task's own ``Config`` instance (``task_name`` says which task), so
+    the loop reads ``cfg.train.steps`` and ``cfg.task.slice_frames``. :meth:`to_dict` is the
+    stored form (``config.yaml``, checkpoints); :func:`resolve` reads it back.
+    """
+
+    task_name: str
+    task: TaskConfig
+    encoder: EncoderConfig
+    frontend: LogMelConfig
+    data: DataConfig
+    optim: OptimConfig
+    train: TrainConfig
+    augment: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain, YAML-safe form saved with every run (the shape :func:`resolve` takes)."""
+        enc = self.encoder
+        return {
+            "task": {"name": self.task_name, **dataclasses.asdict(self.task)},
+            "encoder": {"name": enc.name, **copy.deepcopy(enc.options), "readout": enc.readout},
+            "frontend": self.frontend.to_dict(),
+            "data": dataclasses.asdict(self.data),
+            "optim": dataclasses.asdict(self.optim),
+            "train": dataclasses.asdict(self.train),
+            "augment": copy.deepcopy(self.augment),
+        }
+
+    def with_train(self, **changes: Any) -> RunConfig:
+        """A copy with ``train`` fields changed (e.g. the step count an epoch budget gives)."""
+        return dataclasses.replace(self, train=dataclasses.replace(self.train, **changes))
+
+
+class ConfigError(InvalidValue):
     """A config that cannot be used; the message names the key and the fix."""
 
 
-def _merge_dataclass(cls: type, given: dict[str, Any], where: str) -> dict[str, Any]:
-    """Defaults of dataclass ``cls`` overlaid with ``given``; unknown keys are errors."""
+def _typed(cls: type[T], given: Mapping[str, Any], where: str) -> T:
+    """Dataclass ``cls`` built from ``given`` over its defaults; unknown keys are errors."""
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(given) - names)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known keys: "
                           f"{', '.join(sorted(names))}")
-    return dataclasses.asdict(cls(**given))
+    try:
+        return cls(**given)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{where}: {err}") from None
 
 
-def resolve(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Fill every default of the chosen task and frontend and validate names and keys."""
-    out = dict(cfg)
-    task = dict(out["task"])
+def _check_encoder_options(name: str, options: Mapping[str, Any], n_mels: int) -> None:
+    """Encoder keyword arguments bound against the factory's signature, before any data is
+    read (a typo would otherwise surface as a ``TypeError`` after the feature cache is built).
+
+    A factory that forwards ``**kwargs`` is checked against the class it returns as well; the
+    encoder is then built on the meta device, so values the factory rejects (or a size the
+    variant fixes) fail here too.
+    """
+    factory = get("encoder", name)
+    sig = inspect.signature(factory)
+    params = sig.parameters
+    known = {n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        built = typing.get_type_hints(factory).get("return")
+        if not isinstance(built, type):
+            return  # forwards to something we cannot inspect: the factory checks at build
+        cls_params = inspect.signature(built).parameters
+        known |= {n for n, p in cls_params.items()
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"encoder {name}: unknown option(s) {', '.join(unknown)}; it takes "
+                          f"{', '.join(sorted(known)) or 'no options'}")
+    try:  # on the meta device: no memory, no initialisation cost, every check of the factory
+        with torch.device("meta"):
+            factory(**{"n_mels": n_mels, **options})
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"encoder {name}: {err}") from None
+
+
+def resolve(cfg: Mapping[str, Any] | RunConfig) -> RunConfig:
+    """Type a config dict (:meth:`RunConfig.to_dict`'s shape, partial allowed): fill every
+    default of the chosen task, encoder and frontend and validate names and keys.
+
+    Raises:
+        ConfigError: a missing or unknown name, an unknown key, a value that cannot be used.
+    """
+    if isinstance(cfg, RunConfig):
+        return cfg
+    task = dict(cfg.get("task") or {})
     name = task.pop("name", None)
     if not name:
         raise ConfigError("task.name is missing; pick one of `pocketear list tasks`")
     task_cls = get("task", name)
-    out["task"] = {"name": name, **_merge_dataclass(task_cls.Config, task, f"task {name}")}
-    enc = dict(out["encoder"])
-    if not enc.get("name"):
+    enc = dict(cfg.get("encoder") or {"name": "mobile_100"})
+    enc_name = enc.pop("name", None)
+    if not enc_name:
         raise ConfigError("encoder.name is missing; pick one of `pocketear list encoders`")
-    get("encoder", enc["name"])
     try:
-        enc["readout"] = str(Readout.parse(enc.get("readout", DEFAULT_READOUT)))
+        readout = str(Readout.parse(enc.pop("readout", DEFAULT_READOUT)))
     except ValueError as err:
         raise ConfigError(f"encoder.readout: {err}") from None
-    out["encoder"] = enc
-    out["frontend"] = _merge_dataclass(LogMelConfig, dict(out["frontend"]), "frontend")
-    augment = out.get("augment")
+    frontend = _typed(LogMelConfig, dict(cfg.get("frontend") or {}), "frontend")
+    _check_encoder_options(enc_name, enc, frontend.n_mels)
+    augment = cfg.get("augment")
     if augment is None:
         augment = getattr(task_cls, "default_augment", [])
-    out["augment"] = [dict(a) for a in augment]
+    augment = [dict(a) for a in augment]
     from pocketear.augment import build_augment
 
     try:
-        build_augment(out["augment"], LogMelConfig(**out["frontend"]))
+        build_augment(augment, frontend)
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    return out
+    return RunConfig(
+        task_name=name, task=_typed(task_cls.Config, task, f"task {name}"),
+        encoder=EncoderConfig(enc_name, readout, enc), frontend=frontend,
+        data=_typed(DataConfig, dict(cfg.get("data") or {}), "data"),
+        optim=_typed(OptimConfig, dict(cfg.get("optim") or {}), "optim"),
+        train=_typed(TrainConfig, dict(cfg.get("train") or {}), "train"),
+        augment=augment)
 
 
 def load_config(
@@ -115,8 +216,12 @@ def load_config(
     overrides: list[str] | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
-    """Defaults ← YAML file ← keyword fields ← dotted overrides (``optim.lr=1e-3``), resolved."""
-    base = OmegaConf.structured(RunConfig)
+    """Defaults ← YAML file ← keyword fields ← dotted overrides (``optim.lr=1e-3``), resolved.
+
+    Returns the stored form (a plain dict, as in ``config.yaml``); ``resolve()`` of it is the
+    typed :class:`RunConfig` the loop reads.
+    """
+    base = OmegaConf.structured(RawConfig)
     try:
         layers = [base]
         if path:
@@ -128,8 +233,11 @@ def load_config(
         merged = OmegaConf.merge(*layers)
     except OmegaConfBaseException as err:
         raise ConfigError(f"invalid config{f' in {path}' if path else ''}: {err}") from None
-    return resolve(OmegaConf.to_container(merged, resolve=True))  # type: ignore[arg-type]
+    raw = OmegaConf.to_container(merged, resolve=True)
+    return resolve(raw).to_dict()  # type: ignore[arg-type]
 
 
-def save_config(cfg: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    OmegaConf.save(OmegaConf.create(cfg), path)
+def save_config(cfg: Mapping[str, Any] | RunConfig, path: str | os.PathLike[str]) -> None:
+    """Write the stored form of ``cfg`` as YAML (a run's ``config.yaml``)."""
+    plain = cfg.to_dict() if isinstance(cfg, RunConfig) else dict(cfg)
+    OmegaConf.save(OmegaConf.create(plain), path)

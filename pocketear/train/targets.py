@@ -10,6 +10,7 @@ are clustered with scikit-learn's MiniBatchKMeans, one progress-bar tick per min
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from pocketear.frontends.logmel import LogMel
 from pocketear.model import Pretrained, load, segment
 from pocketear.tasks.frame_targets import encoder_layer, mfcc, save_targets
-from pocketear.train.config import load_config
+from pocketear.train.config import RunConfig, load_config, resolve
 from pocketear.train.loop import prepare_data
 
 
@@ -72,11 +74,15 @@ def kmeans(x: np.ndarray, k: int, seed: int = 0, epochs: int = 3, batch_size: in
     return km.cluster_centers_.astype(np.float32), inertia
 
 
-def _corpus_clips(cfg: dict[str, Any], where: Path, progress: bool,
-                  stats: tuple[np.ndarray, np.ndarray] | None) -> list[np.ndarray]:
+def _corpus_clips(cfg: RunConfig, where: Path, progress: bool,
+                  frontend: LogMel | None) -> list[np.ndarray]:
+    """Normalised log-mels of the config's corpus: with ``frontend``'s statistics, or (none
+    given) with the corpus's own, as a pretraining run on it would."""
     cache = prepare_data(cfg, where, progress)
-    mean, std = stats if stats is not None else (cache.mean, cache.std)
-    return [((cache[i] - mean) / std).astype(np.float32) for i in range(len(cache))]
+    if frontend is None:
+        frontend = LogMel(cfg.frontend)
+        frontend.set_stats(cache.mean, cache.std)
+    return [np.asarray(frontend.normalise(cache[i])) for i in range(len(cache))]
 
 
 def make_targets(run: str | Path | None = None, data: str | None = None,
@@ -96,23 +102,23 @@ def make_targets(run: str | Path | None = None, data: str | None = None,
         if features not in ("mfcc", "logmel"):
             raise ValueError(f"--features must be mfcc or logmel, got {features!r}")
         out = Path(out or f"targets_{features}_k{k}.npz")
-        cfg = load_config(None, [f"data.source={data}", "task.name=hubert"])
+        cfg = resolve(load_config(None, [f"data.source={data}", "task.name=hubert"]))
         clips = _corpus_clips(cfg, out.parent / "_cluster", progress, None)
         rows = [mfcc(torch.from_numpy(c)).numpy() if features == "mfcc" else c for c in clips]
         kind, extra = features, {}
     else:
         model = load(run)
-        cfg = model.config
+        cfg = resolve(model.config)
         if data:
-            cfg = {**cfg, "data": {**cfg["data"], "source": data, "where": {}}}
+            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, source=data,
+                                                                    where={}))
         layer = default_layer(model.encoder) if layer is None else layer
         run_dir = Path(model.source).parent.parent
         out = Path(out or run_dir / f"targets_layer{layer}_k{k}.npz")
-        fe = model.frontend
-        stats = (fe.mean.numpy(), fe.std.numpy()) if bool(fe.normalised) else None
-        clips = _corpus_clips(cfg, run_dir, progress, stats)
+        clips = _corpus_clips(cfg, run_dir, progress, model.frontend)
         rows = model_frames(model, clips, layer, progress)
-        enc_cfg = {**cfg["encoder"], "n_mels": cfg["frontend"].get("n_mels", 64)}
+        enc_cfg = {"name": cfg.encoder.name, **cfg.encoder.options,
+                   "readout": cfg.encoder.readout, "n_mels": cfg.frontend.n_mels}
         kind = "model"
         extra = {"encoder_cfg": enc_cfg, "encoder_state": model.encoder.state_dict()}
     x = _subsample(rows, max_frames, seed)
@@ -123,6 +129,6 @@ def make_targets(run: str | Path | None = None, data: str | None = None,
         centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-8)
     meta = {"k": k, "kind": kind, "metric": metric, "layer": int(layer or 0),
             "frames": len(x), "clips": len(clips), "inertia": inertia,
-            "run": str(run) if run else "", "data": str(data or cfg["data"]["source"])}
+            "run": str(run) if run else "", "data": str(data or cfg.data.source)}
     path = save_targets(out, centroids, kind, metric, int(layer or 0), meta=meta, **extra)
     return path, meta
