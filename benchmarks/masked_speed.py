@@ -8,9 +8,9 @@ Usage::
 
 For each encoder (``kwt1``, ``conformer_tiny``) and each task variant — data2vec v1, data2vec
 v2 with 1 and with 4 masks per sample, hubert (on-the-fly k-means targets), beats (random-
-projection tokenizer) — one ``pocketear.train.loop`` iteration (``task.step``, backward, grad
-clipping, AdamW, EMA pairs) on a fixed batch drawn by the task's own sampler from random
-96-frame log-mels. Timed blocks of ``--steps`` steps are interleaved variant by variant,
+projection tokenizer) — one ``pocketear.train.loop.train_step`` (``task.step``, backward, grad
+clipping, AdamW, EMA pairs, ``after_step``) on a fixed batch drawn by the task's own sampler
+from random 96-frame log-mels. Timed blocks of ``--steps`` steps are interleaved variant by variant,
 ``--repeats`` times, each next to a fresh 2048² fp32 matmul roofline; the numbers are medians.
 FLOPs are counted by ``torch.utils.flop_counter`` on one forward + backward of the task's loss
 (teacher and labeler forwards included; optimiser work not counted), so the fraction of roofline
@@ -36,7 +36,7 @@ from train_step import count_flops  # noqa: E402
 
 from pocketear import create, registry  # noqa: E402
 from pocketear.tasks.base import Batch, Task  # noqa: E402
-from pocketear.train.ema import ema_update  # noqa: E402
+from pocketear.train.loop import train_step  # noqa: E402
 
 ENCODERS = ("kwt1", "conformer_tiny")
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -62,15 +62,11 @@ class Step:
                                                for c in clips])
         self.opt = torch.optim.AdamW(self.task.param_groups(), lr=1e-4)
         self.n = batch
+        self.steps = 0
 
     def __call__(self) -> None:
-        loss, _ = self.task.step(self.batch)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.task.parameters(), 1.0)
-        self.opt.step()
-        for online, target, decay in self.task.ema_pairs():
-            ema_update(online, target, decay)
+        train_step(self.task, self.opt, self.batch, self.steps, grad_clip=1.0)
+        self.steps += 1
 
     def flops(self) -> int:
         return count_flops(lambda: self.task.step(self.batch)[0].backward())

@@ -20,8 +20,9 @@ noisy, so every fraction is a ratio of numbers taken side by side, then the medi
   not counted). ``achieved_fraction_of_roofline`` = achieved GFLOP/s / fp32 roofline of the same
   repeat. With ``--threads-compare 1`` (default) the three modes are measured at 1 thread too
   (``threads_1``), against a 1-thread roofline and the full-machine one;
-* every registered pretext task: its ``step`` exactly as ``pocketear.train.loop`` runs it
-  (autocast around ``task.step``, backward, grad-norm clipping at 1.0, AdamW, EMA pairs), on
+* every registered pretext task: ``pocketear.train.loop.train_step``, the loop's own step
+  (autocast around ``task.step``, backward, grad-norm clipping at 1.0, AdamW, EMA pairs,
+  ``after_step``), on
   batches drawn by ``BatchSampler`` + the task's own ``sample`` from a feature cache of the
   long-form half of the synthetic corpus (``write_corpus``); examples/s counts task examples
   (batch rows), ``patches_per_example`` the slices each example sends through the encoder;
@@ -61,7 +62,7 @@ from pocketear.data.corpus import Corpus  # noqa: E402
 from pocketear.frontends.logmel import LogMel, LogMelConfig  # noqa: E402
 from pocketear.tasks.base import Batch, Task  # noqa: E402
 from pocketear.train.batches import BatchSampler  # noqa: E402
-from pocketear.train.ema import ema_update  # noqa: E402
+from pocketear.train.loop import train_step  # noqa: E402
 
 ENCODER = "mobile_100"
 N_CLASSES = 10
@@ -135,6 +136,7 @@ class TaskStep:
         self.task.train()
         self.opt = torch.optim.AdamW(self.task.param_groups(), lr=1e-4, weight_decay=1e-4)
         self.grad_clip = grad_clip
+        self.steps = 0
 
     def loss(self, batch: Batch) -> torch.Tensor:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
@@ -142,14 +144,9 @@ class TaskStep:
         return loss
 
     def __call__(self, batch: Batch) -> None:
-        loss = self.loss(batch)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.task.parameters(), self.grad_clip)
-        self.opt.step()
-        for online, target, decay in self.task.ema_pairs():
-            ema_update(online, target, decay)
+        train_step(self.task, self.opt, batch, self.steps, grad_clip=self.grad_clip,
+                   bf16=self.bf16)
+        self.steps += 1
 
     def patches_per_example(self, batch: Batch) -> float:
         """Rows each example sends through the encoder (one row = one slice)."""
