@@ -155,6 +155,17 @@ class Encoder(nn.Module):
         return pool(frames, self.readout.pooling,
                     frame_mask(lengths, frames.shape[1], self.time_stride))
 
+    def layer_outputs(self, x: torch.Tensor, kind: str = "block") -> list[torch.Tensor]:
+        """Per-layer outputs ``[(B, T', D)] * depth``, for encoders that override this (every
+        :class:`TokenEncoder`); the others raise a clear error (see :attr:`has_layer_outputs`)."""
+        raise TypeError(f"{type(self).__name__} has no per-block outputs (layer_outputs needs a "
+                        "token encoder: kwt1/2/3, conformer_tiny); use its output (layer 0)")
+
+    @property
+    def has_layer_outputs(self) -> bool:
+        """Whether :meth:`layer_outputs` is implemented (data2vec's top-K targets need it)."""
+        return type(self).layer_outputs is not Encoder.layer_outputs
+
     @property
     def readout_dim(self) -> int:
         """Size of :meth:`read`'s output."""
@@ -181,3 +192,66 @@ class Encoder(nn.Module):
         self.train(was_training)
         macs = counter.get_total_flops() // 2
         return int(macs * frames_per_second / self.input_frames)
+
+
+class TokenEncoder(Encoder):
+    """An encoder whose trunk is a stack of blocks over a token sequence (``kwt*``,
+    ``conformer_tiny``): the contract the masked tasks test with ``isinstance``.
+
+    ``tokenize`` is everything before the blocks (positions included), ``encode_tokens`` runs the
+    blocks on any subset of tokens (data2vec 2.0 drops masked tokens) and ``layer_outputs``
+    gives per-block outputs (data2vec targets, HuBERT's later-iteration features).
+    Subclasses define ``tokenize`` (``(B, 1, T, F)`` → ``(B, N, D)``, positions added),
+    ``blocks`` (a ``ModuleList`` of blocks returning ``(out, ffn_out)``), ``final_norm`` and
+    ``token_stride`` (input frames per token).
+    """
+
+    blocks: nn.ModuleList
+    final_norm: nn.Module
+    token_stride: int = 1
+    pooling = "mean"
+
+    def tokenize(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def time_stride(self) -> int:  # type: ignore[override]
+        return self.token_stride
+
+    def encode_tokens(self, h: torch.Tensor, collect: str | None = None,
+                      mask: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Run the blocks on tokens ``(B, N, D)`` (any subset of a sequence's tokens).
+
+        ``collect``: ``None`` (no layer outputs), ``"block"`` (each block's output) or ``"ffn"``
+        (each block's MLP output before its residual). ``mask`` ``(B, N)``: real tokens (True);
+        padding tokens are kept out of attention. Returns (final features, layer list).
+        """
+        layers: list[torch.Tensor] = []
+        for block in self.blocks:
+            h, f = block(h, mask)
+            if collect == "block":
+                layers.append(h)
+            elif collect == "ffn":
+                layers.append(f)
+        return self.final_norm(h), layers
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode_tokens(self.tokenize(x))[0]
+
+    def read(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """The read-out, with padding tokens masked in attention as well as in the pooling."""
+        h = self.tokenize(x)
+        mask = frame_mask(lengths, h.shape[1], self.token_stride)
+        return pool(self.encode_tokens(h, mask=mask)[0], self.readout.pooling, mask)
+
+    def layer_outputs(self, x: torch.Tensor, kind: str = "block") -> list[torch.Tensor]:
+        """Per-block outputs ``[(B, N, D)] * depth`` of log-mel ``x`` (``kind``: block | ffn)."""
+        if kind not in ("block", "ffn"):
+            raise ValueError(f"kind must be 'block' or 'ffn', got {kind!r}")
+        return self.encode_tokens(self.tokenize(x), collect=kind)[1]
+
+    def _check(self, x: torch.Tensor) -> None:
+        if x.ndim != 4 or x.shape[1] != 1 or x.shape[-1] != self.n_mels:
+            raise ValueError(f"{type(self).__name__} expects log-mel (B, 1, T, {self.n_mels}), "
+                             f"got {tuple(x.shape)}")

@@ -21,7 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from pocketear.encoders.kwt import Attention, TokenEncoder
+from pocketear.encoders.base import TokenEncoder
+from pocketear.encoders.kwt import Attention
 from pocketear.registry import register
 
 INPUT_HOP_MS = 10.0

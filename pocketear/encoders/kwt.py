@@ -15,9 +15,8 @@ Departures, and why:
   ``max_frames`` (default 256 = 2.56 s); longer inputs raise an error naming the limit (the
   evaluation windows clips into ``input_frames`` = 96-frame windows, far below it).
 
-``TokenEncoder`` is the interface the masked tasks use: ``tokenize`` (everything before the
-blocks, positions included), ``encode_tokens`` (the blocks, on any subset of tokens — data2vec
-2.0 drops masked tokens) and ``layer_outputs`` (per-block outputs, for data2vec targets).
+KWT is a :class:`~pocketear.encoders.base.TokenEncoder` (the contract the masked tasks use:
+``tokenize``, ``encode_tokens`` on any subset of tokens, ``layer_outputs``).
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pocketear.encoders.base import Encoder, frame_mask, pool
+from pocketear.encoders.base import TokenEncoder
 from pocketear.registry import register
 
 INPUT_HOP_MS = 10.0
@@ -79,65 +78,6 @@ class TransformerBlock(nn.Module):
         x = self.norm1(x + self.drop(self.attn(x, mask)))
         f = self.drop(self.mlp(x))
         return self.norm2(x + f), f
-
-
-class TokenEncoder(Encoder):
-    """An encoder whose trunk is a stack of blocks over a token sequence.
-
-    Subclasses define ``tokenize`` (``(B, 1, T, F)`` → ``(B, N, D)``, positions added),
-    ``blocks`` (a ``ModuleList`` of blocks returning ``(out, ffn_out)``), ``final_norm`` and
-    ``token_stride`` (input frames per token).
-    """
-
-    blocks: nn.ModuleList
-    final_norm: nn.Module
-    token_stride: int = 1
-    pooling = "mean"
-
-    def tokenize(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    @property
-    def time_stride(self) -> int:  # type: ignore[override]
-        return self.token_stride
-
-    def encode_tokens(self, h: torch.Tensor, collect: str | None = None,
-                      mask: torch.Tensor | None = None
-                      ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Run the blocks on tokens ``(B, N, D)`` (any subset of a sequence's tokens).
-
-        ``collect``: ``None`` (no layer outputs), ``"block"`` (each block's output) or ``"ffn"``
-        (each block's MLP output before its residual). ``mask`` ``(B, N)``: real tokens (True);
-        padding tokens are kept out of attention. Returns (final features, layer list).
-        """
-        layers: list[torch.Tensor] = []
-        for block in self.blocks:
-            h, f = block(h, mask)
-            if collect == "block":
-                layers.append(h)
-            elif collect == "ffn":
-                layers.append(f)
-        return self.final_norm(h), layers
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encode_tokens(self.tokenize(x))[0]
-
-    def read(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """The read-out, with padding tokens masked in attention as well as in the pooling."""
-        h = self.tokenize(x)
-        mask = frame_mask(lengths, h.shape[1], self.token_stride)
-        return pool(self.encode_tokens(h, mask=mask)[0], self.readout.pooling, mask)
-
-    def layer_outputs(self, x: torch.Tensor, kind: str = "block") -> list[torch.Tensor]:
-        """Per-block outputs ``[(B, N, D)] * depth`` of log-mel ``x`` (``kind``: block | ffn)."""
-        if kind not in ("block", "ffn"):
-            raise ValueError(f"kind must be 'block' or 'ffn', got {kind!r}")
-        return self.encode_tokens(self.tokenize(x), collect=kind)[1]
-
-    def _check(self, x: torch.Tensor) -> None:
-        if x.ndim != 4 or x.shape[1] != 1 or x.shape[-1] != self.n_mels:
-            raise ValueError(f"{type(self).__name__} expects log-mel (B, 1, T, {self.n_mels}), "
-                             f"got {tuple(x.shape)}")
 
 
 class KWT(TokenEncoder):

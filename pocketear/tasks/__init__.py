@@ -8,11 +8,11 @@ registry-parametrised tests) as soon as its file exists; no list to keep in sync
 import importlib
 import pkgutil
 
-from pocketear.tasks import base, monitors
+from pocketear.tasks import base
 from pocketear.tasks.base import Task, TaskConfig, crop
 
 for _info in pkgutil.iter_modules(__path__):
     if not _info.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_info.name}")
 
-__all__ = ["Task", "TaskConfig", "base", "crop", "monitors"]
+__all__ = ["Task", "TaskConfig", "base", "crop"]

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from pocketear.encoders.base import Encoder
+from pocketear.augment.masks import span_mask
+from pocketear.encoders.base import Encoder, TokenEncoder
 from pocketear.tasks.base import Batch, ClipNeed, Example, Task, TaskConfig, crop
-from pocketear.tasks.masking import span_mask
 
 
 class MaskedTask(Task):
@@ -45,9 +45,8 @@ class MaskedTask(Task):
     def out_frames(self, frames: int) -> int:
         """Output frames of the encoder for ``frames`` input frames (measured once, cached)."""
         if frames not in self._out_frames:
-            stride = getattr(self.encoder, "token_stride", None)
-            if stride:
-                n = -(-frames // int(stride))
+            if isinstance(self.encoder, TokenEncoder):
+                n = -(-frames // int(self.encoder.token_stride))
             else:
                 was = self.encoder.training
                 self.encoder.eval()

@@ -204,3 +204,12 @@ def separated_pair(last: int, separation: int, rng: np.random.Generator) -> tupl
     x, y = sorted(rng.choice(last - separation + 2, size=2, replace=False))
     lo, hi = int(x), int(y) - 1 + separation
     return (lo, hi) if rng.random() < 0.5 else (hi, lo)
+
+
+def ema_decay(step: int, start: float, end: float, anneal_steps: int) -> float:
+    """The teacher's EMA decay at ``step`` (Baevski et al., "data2vec", ICML 2022, §3.1): τ goes
+    linearly from ``start`` to ``end`` over ``anneal_steps`` updates,
+    then stays at ``end``."""
+    if anneal_steps <= 0 or step >= anneal_steps:
+        return end
+    return start + (end - start) * step / anneal_steps

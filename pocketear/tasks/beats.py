@@ -25,13 +25,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from pocketear.augment.masks import random_mask
+from pocketear.data.frame_targets import load_targets, random_projection_tokenizer
 from pocketear.encoders.base import Encoder
 from pocketear.losses.masked import masked_cross_entropy
 from pocketear.registry import register
 from pocketear.tasks._masked import MaskedTask
 from pocketear.tasks.base import Batch, TaskConfig
-from pocketear.tasks.frame_targets import load_targets, random_projection_tokenizer
-from pocketear.tasks.masking import random_mask
 
 
 @register("task", "beats")

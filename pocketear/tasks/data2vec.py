@@ -28,12 +28,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from pocketear.encoders.base import Encoder
+from pocketear.augment.masks import expected_mask_ratio, span_mask
+from pocketear.encoders.base import Encoder, TokenEncoder
 from pocketear.losses.masked import masked_regression, top_k_average
 from pocketear.registry import register
 from pocketear.tasks._masked import MaskedTask
-from pocketear.tasks.base import Batch, TaskConfig
-from pocketear.tasks.masking import ema_decay, expected_mask_ratio, span_mask
+from pocketear.tasks.base import Batch, TaskConfig, ema_decay
 
 
 def _instance_norm_real(h: torch.Tensor, valid: torch.Tensor, eps: float = 1e-5
@@ -86,7 +86,7 @@ class Data2Vec(MaskedTask):
 
         Attributes:
             slice_frames: input frames per example (96 = 0.96 s).
-            mask_prob: span-start probability p (0.65; see ``masking``).
+            mask_prob: span-start probability p (0.65; see ``pocketear.augment.masks``).
             mask_length: span length in encoder frames (10).
             top_k: teacher layers averaged into the target (8).
             target_layers: ``"ffn"`` (feed-forward output before the last residual, the
@@ -134,7 +134,7 @@ class Data2Vec(MaskedTask):
         self.teacher = copy.deepcopy(encoder).requires_grad_(False).eval()
         self.register_buffer("ema_step", torch.zeros((), dtype=torch.long))
         if c.mode == "v2":
-            if not (hasattr(encoder, "tokenize") and hasattr(encoder, "encode_tokens")):
+            if not isinstance(encoder, TokenEncoder):
                 raise ValueError(f"data2vec mode=v2 drops masked tokens, which needs a token "
                                  f"encoder (kwt1/2/3, conformer_tiny); "
                                  f"{type(encoder).__name__} cannot — use mode=v1")
@@ -171,11 +171,10 @@ class Data2Vec(MaskedTask):
         Eq. (2)) uses the real-audio frames only, so the padding of a short clip does not
         shift or scale its targets.
         """
-        layer_outputs = getattr(self.teacher, "layer_outputs", None)
-        if layer_outputs is None:
-            layers = [self.teacher(x.unsqueeze(1))]
+        if self.teacher.has_layer_outputs:
+            layers = self.teacher.layer_outputs(x.unsqueeze(1), kind=self.cfg.target_layers)
         else:
-            layers = layer_outputs(x.unsqueeze(1), kind=self.cfg.target_layers)
+            layers = [self.teacher(x.unsqueeze(1))]
         if valid is None or bool(valid.all()):
             return top_k_average(layers, self.cfg.top_k)
         return torch.stack([_instance_norm_real(h, valid)

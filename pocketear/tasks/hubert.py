@@ -6,7 +6,7 @@ Representation Learning by Masked Prediction of Hidden Units", IEEE/ACM TASLP 20
 iterations on a layer of the previous model), §II.B Eq. (1)–(3) (span masking; cross-entropy
 on masked frames only, α = 1; logits are cosine similarities between a projection of the
 output and one embedding per cluster, divided by τ = 0.1), §IV.C (p = 8 % of frames start a
-span of l = 10, i.e. ``mask_prob = 0.8`` in the convention of :mod:`pocketear.tasks.masking`).
+span of l = 10, i.e. ``mask_prob = 0.8`` in the convention of :mod:`pocketear.augment.masks`).
 
 Targets come from a file written by ``pocketear cluster`` (``task.targets=FILE`` or
 ``pretrain --targets FILE``): k-means on MFCC/log-mel frames of the corpus (iteration 1) or on a
@@ -26,12 +26,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from pocketear.data.frame_targets import FrameLabeler, load_targets
 from pocketear.encoders.base import Encoder
 from pocketear.losses.masked import masked_cross_entropy
 from pocketear.registry import register
 from pocketear.tasks._masked import MaskedTask
 from pocketear.tasks.base import Batch, TaskConfig
-from pocketear.tasks.frame_targets import FrameLabeler, load_targets
 
 
 def fit_kmeans(x: np.ndarray, k: int, seed: int = 0, batch_size: int = 1024) -> np.ndarray:
@@ -74,7 +74,7 @@ class HuBERT(MaskedTask):
 
         Attributes:
             slice_frames: input frames per example.
-            mask_prob: span-start probability in the masking module's convention (0.8 =
+            mask_prob: span-start probability in ``pocketear.augment.masks``' convention (0.8 =
                 HuBERT's p = 8 % with l = 10).
             mask_length: span length in encoder frames (10).
             targets: target file from ``pocketear cluster``; "" = fit k-means on the first

@@ -28,7 +28,6 @@ from pocketear.data.cache import FeatureCache, build_cache
 from pocketear.data.corpus import Corpus
 from pocketear.errors import InvalidValue, PathExists
 from pocketear.tasks.base import Batch, Task
-from pocketear.tasks.monitors import TrivialTaskMonitor, effective_rank, embedding_std
 from pocketear.train.augment_state import prepare_augment
 from pocketear.train.batches import BatchSampler, filter_short_clips, steps_for_epochs
 from pocketear.train.build import build_encoder, build_frontend, build_optimiser, build_task
@@ -36,6 +35,7 @@ from pocketear.train.checkpoint import CheckpointError, load_checkpoint, save_ch
 from pocketear.train.config import RunConfig, resolve, save_config
 from pocketear.train.ema import ema_update
 from pocketear.train.metrics import MetricsWriter
+from pocketear.train.monitors import TrivialTaskMonitor, effective_rank, embedding_std
 
 
 def warmup_cosine(step: int, warmup: int, total: int) -> float:

@@ -1,5 +1,5 @@
 """Make target files for the discrete masked tasks: ``pocketear cluster`` (HuBERT) and
-``pocketear tokenizer`` (BEATs' next iteration). See :mod:`pocketear.tasks.frame_targets`.
+``pocketear tokenizer`` (BEATs' next iteration). See :mod:`pocketear.data.frame_targets`.
 
 Frames come from the corpus's normalised log-mels: iteration 1 normalises with the corpus
 statistics (those a pretraining run on the same corpus computes, so the features match what the
@@ -18,9 +18,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from pocketear.data.frame_targets import encoder_layer, mfcc, save_targets
+from pocketear.encoders.base import TokenEncoder
 from pocketear.frontends.logmel import LogMel
 from pocketear.model import Pretrained, load, segment
-from pocketear.tasks.frame_targets import encoder_layer, mfcc, save_targets
 from pocketear.train.config import RunConfig, load_config, resolve
 from pocketear.train.loop import prepare_data
 
@@ -28,8 +29,9 @@ from pocketear.train.loop import prepare_data
 def default_layer(encoder: torch.nn.Module) -> int:
     """The middle block for encoders with blocks (HuBERT's iteration 2 used a middle layer of
     its 12), else 0 (the output)."""
-    blocks = getattr(encoder, "blocks", None)
-    return max(1, len(blocks) // 2) if hasattr(encoder, "layer_outputs") and blocks else 0
+    if isinstance(encoder, TokenEncoder) and len(encoder.blocks):
+        return max(1, len(encoder.blocks) // 2)
+    return 0
 
 
 def _subsample(rows: list[np.ndarray], max_frames: int, seed: int) -> np.ndarray:

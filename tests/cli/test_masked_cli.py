@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pocketear.cli import main
-from pocketear.tasks.frame_targets import load_targets
+from pocketear.data.frame_targets import load_targets
 from tests.conftest import write_tone
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")

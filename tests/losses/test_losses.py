@@ -16,7 +16,7 @@ from pocketear.losses import (
     triplet_hinge,
     triplet_margin_loss,
 )
-from pocketear.tasks.monitors import collapse_logs, effective_rank, embedding_std
+from pocketear.train.monitors import collapse_logs, effective_rank, embedding_std
 
 
 def t(x) -> torch.Tensor:

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from pocketear.registry import create, get
-from pocketear.tasks.frame_targets import (
+from pocketear.data.frame_targets import (
     FrameLabeler,
     dct_matrix,
     load_targets,
@@ -20,6 +19,7 @@ from pocketear.tasks.frame_targets import (
     random_projection_tokenizer,
     save_targets,
 )
+from pocketear.registry import create, get
 
 
 def test_dct_is_orthonormal_and_mfcc_shape() -> None:

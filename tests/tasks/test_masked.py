@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from pocketear.augment.masks import expected_mask_ratio, random_mask, span_mask
 from pocketear.encoders.base import Encoder
 from pocketear.losses.masked import (
     instance_norm_time,
@@ -16,7 +17,7 @@ from pocketear.losses.masked import (
     top_k_average,
 )
 from pocketear.registry import create, get
-from pocketear.tasks.masking import ema_decay, expected_mask_ratio, random_mask, span_mask
+from pocketear.tasks.base import ema_decay
 
 
 def _runs(mask: np.ndarray) -> list[int]:

@@ -13,7 +13,7 @@ import torch
 from pocketear.heads import MLP, SliceDecoder
 from pocketear.registry import available, create, get
 from pocketear.tasks.base import TaskConfig
-from pocketear.tasks.monitors import collapse_logs
+from pocketear.train.monitors import collapse_logs
 
 TASKS = available("task")
 

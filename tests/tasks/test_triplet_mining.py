@@ -9,7 +9,7 @@ from torch import nn
 
 from pocketear.encoders.base import Encoder
 from pocketear.registry import get
-from pocketear.tasks.monitors import TrivialTaskMonitor
+from pocketear.train.monitors import TrivialTaskMonitor
 
 F_BINS, S = 16, 8
 

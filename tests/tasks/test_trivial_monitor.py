@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from pocketear.tasks.monitors import TrivialTaskMonitor
+from pocketear.train.monitors import TrivialTaskMonitor
 
 
 def feed(monitor: TrivialTaskMonitor, series: list[dict[str, float]], every: int = 10) -> list:

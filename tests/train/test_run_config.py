@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pocketear.registry import get
 from pocketear.frontends.logmel import LogMelConfig
+from pocketear.registry import get
 from pocketear.train.config import ConfigError, RunConfig, load_config, resolve
 
 

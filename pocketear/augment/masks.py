@@ -1,10 +1,9 @@
 """Span masks for masked prediction (data2vec, HuBERT, wav2vec 2.0 style) and random token masks
-(BEATs), plus the EMA-decay schedule of data2vec's teacher.
+(BEATs): which input steps a student does not see.
 
 Baevski, Zhou, Mohamed & Auli, "wav2vec 2.0", NeurIPS 2020, §3.1 (span masking: random starting
 indices, the ``M`` following steps masked, spans may overlap) and Baevski et al., "data2vec",
-ICML 2022, §3.2 (p = 0.65, M = 10 for speech) and §3.1 (teacher decay τ annealed linearly from τ0
-to τe over the first τn updates, then constant).
+ICML 2022, §3.2 (p = 0.65, M = 10 for speech).
 
 Convention for ``p`` (the one data2vec's p = 0.65 is stated in): the number of span starts is
 ``floor(p · T / M + u)``, ``u ~ U(0, 1)``, so it equals ``p · T / M`` in expectation and, with
@@ -71,11 +70,3 @@ def random_mask(length: int, ratio: float, rng: np.random.Generator) -> np.ndarr
     mask = np.zeros(length, dtype=bool)
     mask[rng.choice(length, size=k, replace=False)] = True
     return mask
-
-
-def ema_decay(step: int, start: float, end: float, anneal_steps: int) -> float:
-    """data2vec §3.1: τ goes linearly from ``start`` to ``end`` over ``anneal_steps`` updates,
-    then stays at ``end``."""
-    if anneal_steps <= 0 or step >= anneal_steps:
-        return end
-    return start + (end - start) * step / anneal_steps

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from pocketear.encoders.base import Encoder
+from pocketear.errors import InvalidValue
 from pocketear.registry import create
 
 FORMAT = "pocketear-targets-v1"
@@ -93,13 +95,13 @@ def nearest(feat: torch.Tensor, codebook: torch.Tensor, metric: str) -> torch.Te
     raise ValueError(f"metric must be 'euclidean' or 'cosine', got {metric!r}")
 
 
-def encoder_layer(encoder: nn.Module, x: torch.Tensor, layer: int) -> torch.Tensor:
+def encoder_layer(encoder: Encoder, x: torch.Tensor, layer: int) -> torch.Tensor:
     """Frame features of ``(B, 1, T, F)`` at ``layer``: 0 = the encoder's output, ``l ≥ 1`` =
     block ``l`` (needs ``layer_outputs``)."""
     if layer == 0:
         return encoder(x)
-    if not hasattr(encoder, "layer_outputs"):
-        raise ValueError(f"{type(encoder).__name__} has no per-layer outputs; use --layer 0")
+    if not (isinstance(encoder, Encoder) and encoder.has_layer_outputs):
+        raise InvalidValue(f"{type(encoder).__name__} has no per-layer outputs; use --layer 0")
     layers = encoder.layer_outputs(x)
     if not 1 <= layer <= len(layers):
         raise ValueError(f"layer must be 0 … {len(layers)}, got {layer}")
