@@ -81,7 +81,8 @@ def bench_encoder(name: str, manifest: Path, out: Path, args: argparse.Namespace
                   readout: str | None = None) -> dict:
     from pocketear.data.corpus import Corpus
     from pocketear.encoders.base import Readout
-    from pocketear.export.onnx import export_onnx, window_samples
+    from pocketear.export.graph import window_samples
+    from pocketear.export.onnx import export_onnx
     from pocketear.export.runtime import OnnxEmbedder, TorchEmbedder
     from pocketear.model import load
 

@@ -5,11 +5,17 @@
 - :class:`OnnxEmbedder` / :func:`load_embedder`: run a ``.onnx`` or a checkpoint behind one
   ``embed`` / ``embed_frames`` interface.
 - :func:`embed_files`: clip or frame embeddings of files of any length, in bounded memory.
+- :func:`export_frontend_onnx`: the log-mel frontend alone (waveform → log-mel) as ``.onnx``.
+
+What every exporter shares (the traced graph, input/output names, metadata, :class:`ExportError`)
+is in :mod:`pocketear.export.graph`.
 
 The HEAR API module is :mod:`pocketear.hear`.
 """
 
-from pocketear.export.onnx import ExportError, export_onnx
+from pocketear.export.frontend import export_frontend_onnx
+from pocketear.export.graph import ExportError, as_pretrained
+from pocketear.export.onnx import export_onnx
 from pocketear.export.runtime import (
     Embedder,
     ModelFileError,
@@ -25,7 +31,9 @@ __all__ = [
     "ModelFileError",
     "OnnxEmbedder",
     "TorchEmbedder",
+    "as_pretrained",
     "embed_files",
+    "export_frontend_onnx",
     "export_onnx",
     "load_embedder",
 ]

@@ -17,14 +17,15 @@ nodes from two 512-entry tables, so it costs ~5 KB on disk and is folded once at
 
 Every export checks parity against the PyTorch path on the spot (noise at three lengths and a
 two-tone clip) and refuses to write a model outside tolerance unless ``force=True``.
+
+The traced modules (:class:`DftLogMel`, :class:`ClipModel`), the input/output names and the
+metadata are shared with the other exporters and live in :mod:`pocketear.export.graph`; they
+are re-exported here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import math
 import os
 import tempfile
 import warnings
@@ -33,135 +34,46 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
+
+from pocketear.export.graph import (
+    FP32_TOLERANCE,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    ClipModel,
+    DftLogMel,
+    ExportError,
+    as_pretrained,
+    dft_tables,
+    file_sha256,
+    model_metadata,
+    window_samples,
+)
+from pocketear.export.quantize import calibration_windows, quantize_int8
 
 if TYPE_CHECKING:
     from pocketear.model import Pretrained
 
-FP32_TOLERANCE = 1e-4  # max abs diff of embeddings, relative to max(1, max |embedding|)
+__all__ = [  # the shared names stay importable from here, where they lived before graph.py
+    "FP32_TOLERANCE",
+    "INPUT_NAME",
+    "INT8_MIN_COSINE",
+    "OUTPUT_NAME",
+    "ClipModel",
+    "DftLogMel",
+    "ExportError",
+    "check_parity",
+    "compact_dft_basis",
+    "export_graph",
+    "export_onnx",
+    "file_sha256",
+    "model_metadata",
+    "parity_inputs",
+    "set_metadata",
+    "strip_debug_info",
+    "window_samples",
+]
+
 INT8_MIN_COSINE = 0.99  # min cosine similarity of int8 to fp32 PyTorch embeddings
-INPUT_NAME, OUTPUT_NAME = "wave", "embedding"
-_BASIS = "dft_basis"
-
-
-class ExportError(RuntimeError):
-    """An export that was refused (parity outside tolerance) or could not be produced."""
-
-
-class DftLogMel(nn.Module):
-    """The :class:`~pocketear.frontends.logmel.LogMel` of ``frontend`` as ONNX-friendly ops.
-
-    Same framing, padding, mel matrix, log floor and normalisation; the power spectrum comes from a
-    ``conv1d`` with the windowed DFT basis (real rows then imaginary rows) instead of ``stft``.
-    """
-
-    def __init__(self, frontend: nn.Module) -> None:
-        super().__init__()
-        cfg = frontend.cfg
-        self.cfg = cfg
-        self.bins = cfg.n_fft // 2 + 1
-        left = (cfg.n_fft - cfg.win_length) // 2
-        cos_t, nsin_t = _dft_tables(cfg.n_fft)
-        idx = (torch.arange(self.bins)[:, None] * torch.arange(left, left + cfg.win_length)) \
-            % cfg.n_fft
-        window = frontend.window.detach().float()
-        self.window = window.numpy().copy()  # kept for the compact ONNX basis
-        basis = torch.cat([cos_t[idx], nsin_t[idx]]) * window  # same float ops as the ONNX graph
-        self.register_buffer(_BASIS, basis[:, None, :].contiguous())
-        self.register_buffer("mel_t", frontend.mel_fb.detach().t().contiguous())
-        self.register_buffer("mean", frontend.mean.detach().clone())
-        self.register_buffer("std", frontend.std.detach().clone())
-        self.normalise = bool(frontend._use_stats)
-
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        """Waveform ``(B, N)`` → normalised log-mel ``(B, 1, T, n_mels)``."""
-        short = torch.sym_max(0, self.cfg.win_length - wave.shape[-1])
-        x = F.pad(wave, (0, short)).unsqueeze(1)
-        spec = F.conv1d(x, getattr(self, _BASIS), stride=self.cfg.hop_length)  # (B, 2K, T)
-        sq = spec.square()
-        power = sq[:, : self.bins] + sq[:, self.bins :]
-        out = torch.log(torch.matmul(power.transpose(1, 2), self.mel_t) + self.cfg.log_eps)
-        if self.normalise:
-            out = (out - self.mean) / self.std
-        return out.unsqueeze(1)
-
-
-class ClipModel(nn.Module):
-    """Waveform ``(B, N)`` → clip embedding ``(B, D)``, exactly as ``Pretrained.embed`` computes it.
-
-    Windows of ``W = min(T, input_frames)`` frames start every ``W`` frames and the last one is
-    aligned to the end (``pocketear.model.segment``): a log-mel shorter than one window is one
-    window of its own length, never padded. Window starts are ``clamp(min(i*W, T-W), 0)``, so
-    the graph has no data-dependent branch and no window is embedded twice. Each window goes
-    through the encoder's read-out (``encoder.read``).
-    """
-
-    def __init__(self, frontend: nn.Module, encoder: nn.Module) -> None:
-        super().__init__()
-        self.frontend = frontend
-        self.encoder = encoder
-        self.frames = int(encoder.input_frames)
-
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        x = self.frontend(wave)[:, 0]  # (B, T, F)
-        b, t, f = x.shape
-        w = torch.sym_min(t, self.frames)
-        i = torch.arange((t + w - 1) // w, device=x.device)
-        starts = torch.clamp(torch.minimum(i * w, torch.full_like(i, t - w)), min=0)
-        idx = starts[:, None] + torch.arange(w, device=x.device)[None, :]  # (S, W)
-        windows = x[:, idx]  # (B, S, W, F)
-        s = windows.shape[1]
-        emb = self.encoder.read(windows.reshape(b * s, 1, w, f))
-        return emb.reshape(b, s, -1).mean(dim=1)
-
-
-def _dft_tables(n_fft: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``cos(2πj/n)`` and ``-sin(2πj/n)`` for ``j < n``, computed in float64, stored float32."""
-    ang = 2 * math.pi * torch.arange(n_fft, dtype=torch.float64) / n_fft
-    return torch.cos(ang).float(), (-torch.sin(ang)).float()
-
-
-def window_samples(pre: Pretrained) -> tuple[int, int]:
-    """``(window, hop)`` in samples of the encoder windows (15,600 and 15,360 at the defaults)."""
-    cfg, frames = pre.frontend.cfg, int(pre.encoder.input_frames)
-    return (frames - 1) * cfg.hop_length + cfg.win_length, frames * cfg.hop_length
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def model_metadata(pre: Pretrained, int8: bool) -> dict[str, str]:
-    """The ``metadata_props`` written into every export (all values are strings)."""
-    from pocketear import __version__
-
-    window, hop = window_samples(pre)
-    source = Path(pre.source) if pre.source else None
-    return {
-        "producer": "pocketear",
-        "pocketear_version": __version__,
-        "sample_rate": str(pre.sample_rate),
-        "window_samples": str(window),
-        "hop_samples": str(hop),
-        "min_samples": "1",
-        "input_frames": str(pre.encoder.input_frames),
-        "embedding_size": str(pre.embed_dim),
-        "encoder": str(pre.config.get("encoder", {}).get("name", type(pre.encoder).__name__)),
-        "frontend": json.dumps(pre.frontend.cfg.to_dict(), sort_keys=True),
-        "checkpoint_sha256": file_sha256(source) if source and source.is_file() else "unknown",
-        "quantization": "int8-static-qdq-per-channel" if int8 else "none",
-        "readout": str(pre.encoder.readout),
-        "clip_embedding": "mean over windows (hop = window, last aligned to end; a short input is"
-                          " one window of its own length) of the encoder's read-out",
-        "input": f"{INPUT_NAME}: float32 (batch, samples) mono in [-1, 1]",
-        "output": f"{OUTPUT_NAME}: float32 (batch, embedding_size)",
-    }
 
 
 def export_graph(pre: Pretrained, path: str | os.PathLike[str], opset: int | None = None) -> Path:
@@ -195,7 +107,7 @@ def compact_dft_basis(proto: Any, frontend: DftLogMel) -> bool:
     """
     from onnx import helper, numpy_helper
 
-    basis = getattr(frontend, _BASIS).numpy()
+    basis = frontend.basis.numpy()
     graph = proto.graph
     found = next((t for t in graph.initializer if tuple(t.dims) == basis.shape
                   and np.array_equal(numpy_helper.to_array(t), basis)), None)
@@ -203,7 +115,7 @@ def compact_dft_basis(proto: Any, frontend: DftLogMel) -> bool:
         return False
     cfg, name = frontend.cfg, found.name
     left = (cfg.n_fft - cfg.win_length) // 2
-    cos_t, nsin_t = (t.numpy() for t in _dft_tables(cfg.n_fft))
+    cos_t, nsin_t = (t.numpy() for t in dft_tables(cfg.n_fft))
 
     def const(tag: str, value: np.ndarray) -> str:
         out = f"{name}_{tag}"
@@ -295,12 +207,6 @@ def _session(path: str | os.PathLike[str]) -> Any:
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def _as_pretrained(model: str | os.PathLike[str] | Pretrained) -> Pretrained:
-    from pocketear.model import Pretrained, load
-
-    return model if isinstance(model, Pretrained) else load(model)
-
-
 def export_onnx(
     checkpoint_or_pretrained: str | os.PathLike[str] | Pretrained,
     out_path: str | os.PathLike[str],
@@ -334,7 +240,7 @@ def export_onnx(
     """
     import onnx
 
-    pre = _as_pretrained(checkpoint_or_pretrained)
+    pre = as_pretrained(checkpoint_or_pretrained)
     out = Path(out_path)
     report: dict[str, Any] = {"path": str(out), "int8": bool(int8), "forced": False}
     with tempfile.TemporaryDirectory(prefix="pocketear-export-") as tmp:
@@ -342,8 +248,6 @@ def export_onnx(
         report["parity_fp32"] = check_parity(pre, _session(fp32), int8=False)
         final = fp32
         if int8:
-            from pocketear.export.quantize import calibration_windows, quantize_int8
-
             windows, info = calibration_windows(calibration, pre,
                                                 max_windows=max_calibration_windows)
             report["calibration"] = info

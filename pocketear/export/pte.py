@@ -1,6 +1,6 @@
 """ExecuTorch export (optional extra ``pip install pocketear[edge]``): one ``.pte`` for phones.
 
-The program is the same :class:`~pocketear.export.onnx.ClipModel` as the ONNX export (the
+The program is the same :class:`~pocketear.export.graph.ClipModel` as the ONNX export (the
 frontend as a DFT convolution, the normalisation, the encoder), lowered to the XNNPACK backend
 (fp32). Its input shape is fixed: one window of ``window_samples`` samples (15,600 = 0.96 s at
 the defaults) → one embedding ``(1, D)``, because that is what an app streaming microphone
@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from pocketear.export.onnx import (
+from pocketear.export.graph import (
     FP32_TOLERANCE,
     ClipModel,
     DftLogMel,
     ExportError,
-    _as_pretrained,
+    as_pretrained,
     model_metadata,
     window_samples,
 )
@@ -86,7 +86,7 @@ def export_pte(checkpoint_or_pretrained: Any, out_path: str | os.PathLike[str],
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
-    pre = _as_pretrained(checkpoint_or_pretrained)
+    pre = as_pretrained(checkpoint_or_pretrained)
     window, _ = window_samples(pre)
     model = ClipModel(DftLogMel(pre.frontend), pre.encoder).eval()
     example = torch.zeros(1, window)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pocketear.export.onnx import INPUT_NAME, ExportError, window_samples
+from pocketear.export.graph import INPUT_NAME, ExportError, window_samples
 
 if TYPE_CHECKING:
     from pocketear.model import Pretrained

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from pocketear.export.onnx import INPUT_NAME, ClipModel
+from pocketear.errors import InvalidValue
+from pocketear.export.graph import INPUT_NAME, ClipModel, window_samples
 
 if TYPE_CHECKING:
     from pocketear.model import Pretrained
@@ -34,8 +35,11 @@ REQUIRED_METADATA = ("sample_rate", "window_samples", "hop_samples", "input_fram
                      "embedding_size")
 
 
-class ModelFileError(ValueError):
-    """A model file that cannot be used; the message names the file and the fix."""
+class ModelFileError(InvalidValue):
+    """A model file that cannot be used; the message names the file and the fix.
+
+    An :class:`~pocketear.errors.InvalidValue`, hence still a ``ValueError``.
+    """
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ class Framing:
         Each centre is rounded from the exact time, so no rounding error accumulates.
         """
         if hop_ms <= 0:
-            raise ValueError(f"hop_ms must be > 0, got {hop_ms}")
+            raise InvalidValue(f"hop_ms must be > 0, got {hop_ms}")
         duration_ms = 1000.0 * n / self.sample_rate
         count = int(np.floor(duration_ms / hop_ms + 1e-9)) + 1
         times = np.arange(count, dtype=np.float64) * hop_ms
@@ -136,7 +140,7 @@ class Embedder:
             audio = audio.detach().cpu().numpy()
         wave = np.asarray(audio, dtype=np.float32)
         if wave.ndim != 1 or wave.size == 0:
-            raise ValueError(f"expected a non-empty mono waveform (N,), got shape {wave.shape}")
+            raise InvalidValue(f"expected a non-empty mono waveform (N,), got shape {wave.shape}")
         return wave
 
     def embed(self, audio: str | os.PathLike[str] | np.ndarray | torch.Tensor) -> np.ndarray:
@@ -169,8 +173,6 @@ class TorchEmbedder(Embedder):
     backend = "torch"
 
     def __init__(self, pre: Pretrained, threads: int | None = None) -> None:
-        from pocketear.export.onnx import window_samples
-
         if threads:
             torch.set_num_threads(int(threads))  # process-wide, like any torch code
         self.pretrained = pre
@@ -248,7 +250,7 @@ class OnnxEmbedder(Embedder):
     def embed_batch(self, waves: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(waves, dtype=np.float32)
         if x.ndim != 2:
-            raise ValueError(f"expected waveforms (B, N), got shape {x.shape}")
+            raise InvalidValue(f"expected waveforms (B, N), got shape {x.shape}")
         return self.session.run(None, {INPUT_NAME: x})[0]
 
 

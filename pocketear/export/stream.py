@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from pocketear.audio.io import AudioError, audio_duration, load_audio
+from pocketear.errors import MissingPath
 from pocketear.export.runtime import Embedder, cut_windows, load_embedder
 
 MARGIN = 256  # samples read beyond each chunk edge (resampling context), then dropped
@@ -96,9 +97,9 @@ def collect_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[str]:
         elif p.exists():
             files.append(str(p))
         else:
-            raise FileNotFoundError(f"{p}: no such file, folder or manifest")
+            raise MissingPath(f"{p}: no such file, folder or manifest")
     if not files:
-        raise FileNotFoundError("no audio files in the inputs")
+        raise MissingPath("no audio files in the inputs")
     return files
 
 

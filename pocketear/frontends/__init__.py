@@ -3,14 +3,13 @@
 Importing this package registers them (``pocketear.create("frontend", "logmel")``).
 """
 
-from pocketear.frontends.logmel import LogMel, LogMelConfig, compute_stats, export_onnx
+from pocketear.frontends.logmel import LogMel, LogMelConfig, compute_stats
 from pocketear.frontends.mel import hz_to_mel, mel_filterbank, mel_to_hz
 
 __all__ = [
     "LogMel",
     "LogMelConfig",
     "compute_stats",
-    "export_onnx",
     "hz_to_mel",
     "mel_filterbank",
     "mel_to_hz",

@@ -12,7 +12,6 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -322,43 +321,3 @@ def compute_stats(logmels: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray
     std = floor_std(np.sqrt(m2 / count))
     return mean.astype(np.float32), std
 
-
-def export_onnx(
-    frontend: LogMel,
-    path: str | Path,
-    *,
-    example_batch: int = 2,
-    example_seconds: float = 1.0,
-) -> Path:
-    """Export ``frontend`` to one self-contained ONNX file with dynamic batch and length.
-
-    Input ``wave`` ``(batch, length)`` float32, output ``logmel`` ``(batch, 1, frames, n_mels)``;
-    the stats are baked in as initialisers. The example batch is 2 so the exporter does not
-    specialise batch to 1.
-
-    Returns:
-        The path written.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n = max(frontend.cfg.win_length, int(round(example_seconds * frontend.sample_rate)))
-    wave = torch.randn(example_batch, n, generator=torch.Generator().manual_seed(0)) * 0.1
-    batch = torch.export.Dim("batch", min=1)
-    length = torch.export.Dim("length", min=1)
-    was_training = frontend.training
-    frontend.eval()
-    try:
-        torch.onnx.export(
-            frontend,
-            (wave,),
-            str(path),
-            dynamo=True,
-            dynamic_shapes=({0: batch, 1: length},),
-            input_names=["wave"],
-            output_names=["logmel"],
-            external_data=False,
-            verbose=False,
-        )
-    finally:
-        frontend.train(was_training)
-    return path

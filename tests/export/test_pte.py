@@ -11,7 +11,7 @@ import torch
 
 from pocketear.cli import main
 from pocketear.export import ExportError
-from pocketear.export.onnx import window_samples
+from pocketear.export.graph import window_samples
 from pocketear.export.pte import export_pte, load_pte
 from pocketear.model import load
 

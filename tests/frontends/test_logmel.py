@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import pocketear
-from pocketear.frontends import LogMel, LogMelConfig, compute_stats, export_onnx, mel_filterbank
+from pocketear.export.frontend import export_frontend_onnx as export_onnx
+from pocketear.frontends import LogMel, LogMelConfig, compute_stats, mel_filterbank
 
 librosa = pytest.importorskip("librosa")
 
