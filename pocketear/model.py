@@ -1,9 +1,11 @@
-"""The Python API that mirrors the CLI: ``pocketear.pretrain(...)`` and ``pocketear.load(ckpt)``."""
+"""A trained encoder ready to embed audio: ``pocketear.load(ckpt)`` and :class:`Pretrained`.
+
+``pocketear.pretrain(...)`` is :func:`pocketear.train.api.pretrain`.
+"""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,31 +13,10 @@ import torch
 
 from pocketear.encoders.base import Encoder
 from pocketear.frontends.logmel import LogMel
-from pocketear.train.build import build_encoder, build_frontend
-from pocketear.train.checkpoint import load_checkpoint
+from pocketear.frontends.windows import pad_frames, segment, time_parts
+from pocketear.train.build import load_modules
 
-
-def pad_frames(logmel: torch.Tensor, frames: int) -> torch.Tensor:
-    """Pad a ``(T, F)`` log-mel at the end to at least ``frames`` frames, each bin with its own
-    minimum over the clip (its silence level), not one flat value for the whole spectrum."""
-    if logmel.shape[0] >= frames:
-        return logmel
-    fill = logmel.amin(dim=0) if logmel.numel() else torch.zeros(logmel.shape[1])
-    return torch.cat([logmel, fill.expand(frames - logmel.shape[0], logmel.shape[1])])
-
-
-def segment(logmel: torch.Tensor, frames: int, hop: int | None = None) -> torch.Tensor:
-    """Windows ``(S, frames, F)`` of a ``(T, F)`` log-mel (hop defaults to ``frames``); the last
-    window is aligned to the end so no audio is dropped. A clip shorter than one window is one
-    window of its own length ``(1, T, F)``: it is embedded as it is, never padded."""
-    hop = hop or frames
-    x = torch.as_tensor(logmel)
-    if x.shape[0] <= frames:
-        return x[None]
-    starts = list(range(0, x.shape[0] - frames + 1, hop))
-    if starts[-1] + frames < x.shape[0]:
-        starts.append(x.shape[0] - frames)
-    return torch.stack([x[s : s + frames] for s in starts])
+__all__ = ["Pretrained", "load", "pad_frames", "read_windows", "segment", "time_parts"]
 
 
 @torch.no_grad()
@@ -61,19 +42,6 @@ def read_windows(encoder: Encoder, windows: list[torch.Tensor], batch: int = 256
     sizes = np.cumsum([len(g) for g in windows])[:-1]
     stacked = np.stack(out) if flat else np.zeros((0, dim), np.float32)  # type: ignore[arg-type]
     return np.split(stacked, sizes)
-
-
-def time_parts(x: torch.Tensor | np.ndarray, parts: int) -> list:
-    """``parts`` consecutive, (nearly) equal time slices of a ``(T, F)`` log-mel; frames are
-    repeated when ``T < parts`` so every part holds at least one frame."""
-    n = x.shape[0]
-    bounds = np.linspace(0, n, parts + 1)
-    out = []
-    for k in range(parts):
-        lo = min(int(np.floor(bounds[k])), n - 1)
-        hi = max(int(np.floor(bounds[k + 1])), lo + 1)
-        out.append(x[lo:hi])
-    return out
 
 
 class Pretrained:
@@ -144,37 +112,5 @@ class Pretrained:
 
 def load(checkpoint: str | os.PathLike[str]) -> Pretrained:
     """Load a checkpoint file or run folder (safely: ``weights_only=True``)."""
-    state = load_checkpoint(checkpoint)
-    cfg = state["config"]
-    frontend = build_frontend(cfg)
-    frontend.load_state_dict(state["frontend"])
-    encoder = build_encoder(cfg)
-    prefix = "encoder."
-    encoder.load_state_dict({k[len(prefix):]: v for k, v in state["task"].items()
-                             if k.startswith(prefix)})
-    return Pretrained(frontend, encoder, cfg, source=state["path"])
-
-
-def pretrain(
-    task: str,
-    data: str | os.PathLike[str],
-    out: str | os.PathLike[str],
-    encoder: str = "mobile_100",
-    config: str | os.PathLike[str] | None = None,
-    steps: int | None = None,
-    epochs: float | None = None,
-    overrides: list[str] | None = None,
-    resume: bool = False,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Same as ``pocketear pretrain``; returns the run summary."""
-    from pocketear.train.config import load_config
-    from pocketear.train.loop import pretrain as run
-
-    sets = [f"task.name={task}", f"encoder.name={encoder}", f"data.source={Path(data)}"]
-    if steps is not None:
-        sets.append(f"train.steps={steps}")
-    if epochs is not None:
-        sets.append(f"train.epochs={epochs}")
-    cfg = load_config(config, [*sets, *(overrides or [])])
-    return run(cfg, out, resume=resume, progress=progress)
+    frontend, encoder, cfg, path = load_modules(checkpoint)
+    return Pretrained(frontend, encoder, cfg, source=path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +13,7 @@ from pocketear.encoders.base import Encoder, Readout
 from pocketear.frontends.logmel import LogMel
 from pocketear.registry import create, get
 from pocketear.tasks.base import Task
+from pocketear.train.checkpoint import load_checkpoint
 from pocketear.train.config import ConfigError, OptimConfig, RunConfig, resolve
 
 
@@ -39,6 +41,21 @@ def build_task(cfg: RunConfig | Mapping[str, Any], encoder: Encoder) -> Task:
     task = get("task", run.task_name)(encoder, run.task)
     task.augment = build_augment(run.augment, run.frontend)
     return task
+
+
+def load_modules(checkpoint: str | os.PathLike[str]
+                 ) -> tuple[LogMel, Encoder, dict[str, Any], str]:
+    """Frontend (with its statistics) and encoder of a checkpoint file or run folder, its
+    stored config and the checkpoint's path; loaded safely (``weights_only=True``)."""
+    state = load_checkpoint(checkpoint)
+    cfg = state["config"]
+    frontend = build_frontend(cfg)
+    frontend.load_state_dict(state["frontend"])
+    encoder = build_encoder(cfg)
+    prefix = "encoder."
+    encoder.load_state_dict({k[len(prefix):]: v for k, v in state["task"].items()
+                             if k.startswith(prefix)})
+    return frontend, encoder, cfg, state["path"]
 
 
 OPTIMISERS = ("adamw", "sgd")

@@ -19,9 +19,10 @@ import torch
 from tqdm.auto import tqdm
 
 from pocketear.data.frame_targets import encoder_layer, mfcc, save_targets
-from pocketear.encoders.base import TokenEncoder
+from pocketear.encoders.base import Encoder, TokenEncoder
 from pocketear.frontends.logmel import LogMel
-from pocketear.model import Pretrained, load, segment
+from pocketear.frontends.windows import segment
+from pocketear.train.build import load_modules
 from pocketear.train.config import RunConfig, load_config, resolve
 from pocketear.train.loop import prepare_data
 
@@ -42,10 +43,10 @@ def _subsample(rows: list[np.ndarray], max_frames: int, seed: int) -> np.ndarray
 
 
 @torch.no_grad()
-def model_frames(model: Pretrained, clips: list[np.ndarray], layer: int,
+def model_frames(encoder: Encoder, clips: list[np.ndarray], layer: int,
                  progress: bool = True) -> list[np.ndarray]:
     """Layer-``layer`` frame features of each normalised log-mel, window by window."""
-    enc = model.encoder.eval()
+    enc = encoder.eval()
     out = []
     for x in tqdm(clips, desc="features", unit="clip", disable=not progress, leave=False):
         w = segment(torch.from_numpy(x), enc.input_frames)
@@ -109,20 +110,20 @@ def make_targets(run: str | Path | None = None, data: str | None = None,
         rows = [mfcc(torch.from_numpy(c)).numpy() if features == "mfcc" else c for c in clips]
         kind, extra = features, {}
     else:
-        model = load(run)
-        cfg = resolve(model.config)
+        frontend, encoder, stored, ckpt = load_modules(run)
+        cfg = resolve(stored)
         if data:
             cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, source=data,
                                                                     where={}))
-        layer = default_layer(model.encoder) if layer is None else layer
-        run_dir = Path(model.source).parent.parent
+        layer = default_layer(encoder) if layer is None else layer
+        run_dir = Path(ckpt).parent.parent
         out = Path(out or run_dir / f"targets_layer{layer}_k{k}.npz")
-        clips = _corpus_clips(cfg, run_dir, progress, model.frontend)
-        rows = model_frames(model, clips, layer, progress)
+        clips = _corpus_clips(cfg, run_dir, progress, frontend)
+        rows = model_frames(encoder, clips, layer, progress)
         enc_cfg = {"name": cfg.encoder.name, **cfg.encoder.options,
                    "readout": cfg.encoder.readout, "n_mels": cfg.frontend.n_mels}
         kind = "model"
-        extra = {"encoder_cfg": enc_cfg, "encoder_state": model.encoder.state_dict()}
+        extra = {"encoder_cfg": enc_cfg, "encoder_state": encoder.state_dict()}
     x = _subsample(rows, max_frames, seed)
     if metric == "cosine":
         x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-8)
