@@ -23,11 +23,11 @@ demo: $(STAMP)
 	$(BIN)/python -m pocketear.demo --out $(DEMO)
 
 test: $(STAMP)
-	$(BIN)/ruff check pocketear tests benchmarks
+	$(BIN)/ruff check pocketear tests benchmarks examples
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check pocketear tests benchmarks
+	$(BIN)/ruff check pocketear tests benchmarks examples
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .ruff_cache
