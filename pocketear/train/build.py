@@ -14,22 +14,30 @@ from pocketear.frontends.logmel import LogMel
 from pocketear.registry import create, get
 from pocketear.tasks.base import Task
 from pocketear.train.checkpoint import load_checkpoint
-from pocketear.train.config import ConfigError, OptimConfig, RunConfig, resolve
+from pocketear.train.config import (
+    ConfigError,
+    OptimConfig,
+    RunConfig,
+    resolve,
+    resolve_encoder,
+    resolve_frontend,
+)
 
 
 def build_frontend(cfg: RunConfig | Mapping[str, Any]) -> LogMel:
     """The run's log-mel frontend (without statistics: the caller sets or loads them)."""
-    return LogMel(resolve(cfg).frontend)
+    return LogMel(resolve_frontend(cfg))
 
 
 def build_encoder(cfg: RunConfig | Mapping[str, Any]) -> Encoder:
-    """The config's encoder with its read-out (``encoder.readout``; the default when a config
-    predates the setting)."""
-    run = resolve(cfg)
-    options = dict(run.encoder.options)
-    options.setdefault("n_mels", run.frontend.n_mels)
-    encoder = create("encoder", run.encoder.name, **options)
-    encoder.readout = Readout.parse(run.encoder.readout)
+    """The config's encoder with its read-out (``encoder.readout``).
+
+    A config that predates the ``encoder.readout`` setting gets the default read-out.
+    """
+    n_mels = resolve_frontend(cfg).n_mels
+    enc = resolve_encoder(cfg, n_mels)
+    encoder = create("encoder", enc.name, **{"n_mels": n_mels, **enc.options})
+    encoder.readout = Readout.parse(enc.readout)
     return encoder
 
 
@@ -45,8 +53,11 @@ def build_task(cfg: RunConfig | Mapping[str, Any], encoder: Encoder) -> Task:
 
 def load_modules(checkpoint: str | os.PathLike[str]
                  ) -> tuple[LogMel, Encoder, dict[str, Any], str]:
-    """Frontend (with its statistics) and encoder of a checkpoint file or run folder, its
-    stored config and the checkpoint's path; loaded safely (``weights_only=True``)."""
+    """Frontend, encoder, stored config and path of a checkpoint file or run folder.
+
+    The frontend comes with its normalisation statistics; the file is loaded safely
+    (``weights_only=True``).
+    """
     state = load_checkpoint(checkpoint)
     cfg = state["config"]
     frontend = build_frontend(cfg)
@@ -63,9 +74,13 @@ OPTIMISERS = ("adamw", "sgd")
 
 def build_optimiser(optim_cfg: OptimConfig | Mapping[str, Any], task: Task
                     ) -> torch.optim.Optimizer:
-    """The run's optimiser over ``task.param_groups()``: ``optim.name`` ``adamw`` (the default)
-    or ``sgd`` with ``optim.momentum`` (SLICER's official optimiser: SGD lr 0.03, momentum 0.9,
-    weight decay 1e-4, PAPERS.md §2); both use ``optim.lr`` and ``optim.weight_decay``.
+    """The run's optimiser over ``task.param_groups()``, picked by ``optim.name``.
+
+    ``adamw`` (the default) or ``sgd`` with ``optim.momentum``; both use ``optim.lr`` and
+    ``optim.weight_decay``. SGD is SLICER's official optimiser (SGD lr 0.03, momentum 0.9,
+    weight decay 1e-4 in the code of Seth et al., "SLICER: Learning universal audio
+    representations using low-resource self-supervised pre-training", ICASSP 2023,
+    github.com/Sreyan88/LAPE).
 
     Raises:
         ConfigError: an unknown ``optim.name`` or a negative ``optim.momentum``.

@@ -13,14 +13,16 @@ import os
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pocketear.encoders.base import DEFAULT_READOUT, Readout
-from pocketear.errors import InvalidValue
+from pocketear.errors import InvalidValue, MissingPath
 from pocketear.frontends.logmel import LogMelConfig
 from pocketear.registry import get
 from pocketear.tasks.base import TaskConfig
@@ -30,6 +32,8 @@ T = TypeVar("T")
 
 @dataclass
 class DataConfig:
+    """``data.*``: where the training audio is, where its feature cache goes, how it is read."""
+
     source: str = ""  # folder of audio or CSV/TSV manifest
     cache_dir: str = ""  # default: <run>/../.cache (shared by runs side by side)
     where: dict[str, Any] = field(default_factory=dict)  # manifest filter, e.g. {kind: longform}
@@ -38,6 +42,8 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
+    """``optim.*``: optimiser, batch size and learning-rate schedule (warm-up, then cosine)."""
+
     name: str = "adamw"  # adamw | sgd (SLICER's official optimiser: sgd, lr 0.03)
     momentum: float = 0.9  # sgd only
     batch_size: int = 64
@@ -49,6 +55,8 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
+    """``train.*``: length, seed, precision, threads and how often to log and checkpoint."""
+
     steps: int = 1000
     epochs: float = 0.0  # if > 0, overrides steps: epochs over the corpus's clips
     seed: int = 0
@@ -62,8 +70,11 @@ class TrainConfig:
 
 @dataclass
 class RawConfig:
-    """The merge schema for YAML files and ``--set`` overrides: task and encoder stay open
-    dicts here because their keys depend on the chosen name; :func:`resolve` types them."""
+    """The merge schema for YAML files and ``--set`` overrides.
+
+    Task and encoder stay open dicts here because their keys depend on the chosen name;
+    :func:`resolve` types them.
+    """
 
     task: dict[str, Any] = field(default_factory=lambda: {"name": "audio2vec_cbow"})
     encoder: dict[str, Any] = field(default_factory=lambda: {"name": "mobile_100"})
@@ -139,8 +150,9 @@ def _typed(cls: type[T], given: Mapping[str, Any], where: str) -> T:
 
 
 def _check_encoder_options(name: str, options: Mapping[str, Any], n_mels: int) -> None:
-    """Encoder keyword arguments bound against the factory's signature, before any data is
-    read (a typo would otherwise surface as a ``TypeError`` after the feature cache is built).
+    """Check encoder keyword arguments against the factory's signature, before any data is read.
+
+    A typo would otherwise surface as a ``TypeError`` after the feature cache is built.
 
     A factory that forwards ``**kwargs`` is checked against the class it returns as well; the
     encoder is then built on the meta device, so values the factory rejects (or a size the
@@ -168,9 +180,33 @@ def _check_encoder_options(name: str, options: Mapping[str, Any], n_mels: int) -
         raise ConfigError(f"encoder {name}: {err}") from None
 
 
+def resolve_frontend(cfg: Mapping[str, Any] | RunConfig) -> LogMelConfig:
+    """The ``frontend`` part of a config, typed (a model's config needs no task)."""
+    if isinstance(cfg, RunConfig):
+        return cfg.frontend
+    return _typed(LogMelConfig, dict(cfg.get("frontend") or {}), "frontend")
+
+
+def resolve_encoder(cfg: Mapping[str, Any] | RunConfig, n_mels: int) -> EncoderConfig:
+    """The ``encoder`` part of a config, typed and its options checked for ``n_mels`` bands."""
+    if isinstance(cfg, RunConfig):
+        return cfg.encoder
+    enc = dict(cfg.get("encoder") or {"name": "mobile_100"})
+    enc_name = enc.pop("name", None)
+    if not enc_name:
+        raise ConfigError("encoder.name is missing; pick one of `pocketear list encoders`")
+    try:
+        readout = str(Readout.parse(enc.pop("readout", DEFAULT_READOUT)))
+    except ValueError as err:
+        raise ConfigError(f"encoder.readout: {err}") from None
+    _check_encoder_options(enc_name, enc, n_mels)
+    return EncoderConfig(enc_name, readout, enc)
+
+
 def resolve(cfg: Mapping[str, Any] | RunConfig) -> RunConfig:
-    """Type a config dict (:meth:`RunConfig.to_dict`'s shape, partial allowed): fill every
-    default of the chosen task, encoder and frontend and validate names and keys.
+    """Type a config dict (:meth:`RunConfig.to_dict`'s shape, partial allowed).
+
+    Fills every default of the chosen task, encoder and frontend and validates names and keys.
 
     Raises:
         ConfigError: a missing or unknown name, an unknown key, a value that cannot be used.
@@ -182,16 +218,8 @@ def resolve(cfg: Mapping[str, Any] | RunConfig) -> RunConfig:
     if not name:
         raise ConfigError("task.name is missing; pick one of `pocketear list tasks`")
     task_cls = get("task", name)
-    enc = dict(cfg.get("encoder") or {"name": "mobile_100"})
-    enc_name = enc.pop("name", None)
-    if not enc_name:
-        raise ConfigError("encoder.name is missing; pick one of `pocketear list encoders`")
-    try:
-        readout = str(Readout.parse(enc.pop("readout", DEFAULT_READOUT)))
-    except ValueError as err:
-        raise ConfigError(f"encoder.readout: {err}") from None
-    frontend = _typed(LogMelConfig, dict(cfg.get("frontend") or {}), "frontend")
-    _check_encoder_options(enc_name, enc, frontend.n_mels)
+    frontend = resolve_frontend(cfg)
+    encoder = resolve_encoder(cfg, frontend.n_mels)
     augment = cfg.get("augment")
     if augment is None:
         augment = getattr(task_cls, "default_augment", [])
@@ -204,7 +232,7 @@ def resolve(cfg: Mapping[str, Any] | RunConfig) -> RunConfig:
         raise ConfigError(str(err)) from None
     return RunConfig(
         task_name=name, task=_typed(task_cls.Config, task, f"task {name}"),
-        encoder=EncoderConfig(enc_name, readout, enc), frontend=frontend,
+        encoder=encoder, frontend=frontend,
         data=_typed(DataConfig, dict(cfg.get("data") or {}), "data"),
         optim=_typed(OptimConfig, dict(cfg.get("optim") or {}), "optim"),
         train=_typed(TrainConfig, dict(cfg.get("train") or {}), "train"),
@@ -220,7 +248,15 @@ def load_config(
 
     Returns the stored form (a plain dict, as in ``config.yaml``); ``resolve()`` of it is the
     typed :class:`RunConfig` the loop reads.
+
+    Raises:
+        MissingPath: ``path`` does not exist.
+        ConfigError: ``path`` is not a readable YAML file, or a key or value cannot be used.
     """
+    if path and not Path(path).is_file():
+        if Path(path).exists():
+            raise ConfigError(f"{path}: not a config file (a YAML file is expected)")
+        raise MissingPath(f"{path}: no such config file")
     base = OmegaConf.structured(RawConfig)
     try:
         layers = [base]
@@ -231,7 +267,7 @@ def load_config(
         if overrides:
             layers.append(OmegaConf.from_dotlist(list(overrides)))
         merged = OmegaConf.merge(*layers)
-    except OmegaConfBaseException as err:
+    except (OmegaConfBaseException, yaml.YAMLError) as err:
         raise ConfigError(f"invalid config{f' in {path}' if path else ''}: {err}") from None
     raw = OmegaConf.to_container(merged, resolve=True)
     return resolve(raw).to_dict()  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ import pytest
 
 from pocketear.frontends.logmel import LogMelConfig
 from pocketear.registry import get
+from pocketear.train.build import build_encoder, build_frontend
 from pocketear.train.config import ConfigError, RunConfig, load_config, resolve
 
 
@@ -37,3 +38,12 @@ def test_stored_form_round_trips() -> None:
 def test_encoder_and_section_mistakes_fail_in_resolve(sets: list[str], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         load_config(None, ["task.name=triplet", *sets])
+
+
+def test_a_model_config_needs_no_task() -> None:
+    """Baselines and older callers describe only a model: encoder and frontend."""
+    cfg = {"encoder": {"name": "mobile_tiny"}, "frontend": {"n_mels": 40}}
+    assert build_encoder(cfg).n_mels == 40
+    assert build_frontend(cfg).cfg.n_mels == 40
+    with pytest.raises(ConfigError, match="task.name is missing"):
+        resolve(cfg)
