@@ -1,4 +1,6 @@
-"""A tiny registry: every encoder, task, augmentation, suite and recipe is discoverable by name.
+"""A tiny registry: every registered component is discoverable by kind and name.
+
+Kinds: encoder, task, augmentation, suite, recipe, probe, frontend and baseline.
 
 The CLI lists what is registered (``pocketear list tasks``) and the test suite parametrises over
 it, so a new component is tested the moment it is registered (timm's style).
@@ -12,7 +14,7 @@ from typing import Any, TypeVar
 
 from pocketear.errors import UnknownName
 
-KINDS = ("encoder", "task", "augmentation", "suite", "recipe", "probe", "frontend")
+KINDS = ("encoder", "task", "augmentation", "suite", "recipe", "probe", "frontend", "baseline")
 
 # Modules whose import registers components; imported lazily so `import pocketear` stays cheap.
 _PROVIDERS = {
@@ -23,6 +25,7 @@ _PROVIDERS = {
     "recipe": ("pocketear.data.recipes",),
     "probe": ("pocketear.evaluate",),
     "frontend": ("pocketear.frontends",),
+    "baseline": ("pocketear.evaluate.baselines",),  # torch: kept out of `pocketear.evaluate`
 }
 
 _REGISTRY: dict[str, dict[str, Callable[..., Any]]] = {kind: {} for kind in KINDS}

@@ -16,6 +16,11 @@ def _int_list(text: str) -> list[int]:
             from err
 
 
+def _names(text: str) -> list[str]:
+    """``"a, b,"`` → ``["a", "b"]``."""
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT_OR_RUN_DIR",
                    help="checkpoint files or run folders (none: baselines only)")
@@ -33,8 +38,8 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
                         "clip (default), seg3 (pool over 3 time parts), group-std (standardise "
                         "per group, e.g. speaker; tasks with groups only), seg3+group-std")
     p.add_argument("--baselines", action="store_true",
-                   help="also measure logmel-stats, random-init and supervised on the same "
-                        "splits")
+                   help="also measure the baselines (`pocketear list baselines`: logmel-stats, "
+                        "random-init, supervised) on the same splits")
     p.add_argument("--fine-tune", action="store_true",
                    help="also fine-tune each checkpoint end to end (row 'fine-tune')")
     p.add_argument("--label", default="label", help="label column of a manifest suite")
@@ -57,6 +62,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     train split (model selection on valid) and scored on test at the clip level. Writes
     results.json, results.csv and table.txt to --out and prints the table.
     """
+    from pocketear.evaluate.config import EvalConfig
     from pocketear.evaluate.runner import evaluate
     from pocketear.evaluate.suites import resolve_suite
     from pocketear.registry import available
@@ -65,12 +71,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.suite not in available("suite"):
         options = {"label": args.label, "group": args.group}
     suite = resolve_suite(args.suite, **options)
-    evaluate(args.checkpoints, suite, args.out,
-             probes=[p.strip() for p in args.probes.split(",") if p.strip()],
-             shots=args.shots, seeds=args.seeds, baselines=args.baselines,
-             data_dir=args.data_dir, fine_tune=args.fine_tune, progress=not args.no_progress,
-             cache_dir=args.cache_dir, workers=args.workers, echo=True,
-             views=[v.strip() for v in args.views.split(",") if v.strip()])
+    config = EvalConfig(
+        probes=_names(args.probes), shots=args.shots, seeds=args.seeds,
+        baselines=args.baselines, data_dir=args.data_dir, fine_tune=args.fine_tune,
+        progress=not args.no_progress, cache_dir=args.cache_dir, workers=args.workers,
+        echo=True, views=_names(args.views))
+    evaluate(args.checkpoints, suite, args.out, config)
     print(f"results: {args.out / 'results.json'}  (pocketear report {args.out})")
     return 0
 

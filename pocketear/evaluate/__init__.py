@@ -1,9 +1,13 @@
-"""Evaluation: frozen-embedding probes against honest baselines (DESIGN §7, BENCHMARKS §1).
+"""Evaluation: frozen-embedding probes against honest baselines.
 
 Importing this package registers the probes (``linear``, ``mlp``, ``knn``) and the suites. A new
 suite is one file named ``suite_<name>.py`` in this package holding a
 ``@register("suite", name)`` subclass of :class:`~pocketear.evaluate.suites.Suite`; it is
-imported (hence registered) here automatically.
+imported (hence registered) here automatically. The baselines (``logmel-stats``,
+``random-init``, ``supervised``) are registered by :mod:`pocketear.evaluate.baselines`, loaded
+on first use of ``available("baseline")`` (it imports torch). The settings of a run are one
+:class:`~pocketear.evaluate.config.EvalConfig`; each task names its metric
+(:mod:`pocketear.evaluate.metrics`).
 
 ``evaluate(...)`` writes ``results.json``::
 
@@ -19,6 +23,7 @@ import importlib
 import pkgutil
 
 from pocketear.evaluate import probes, splits, suites
+from pocketear.evaluate.config import EvalConfig
 from pocketear.evaluate.suites import EvalTask, Suite
 
 for _info in pkgutil.iter_modules(__path__):
@@ -33,4 +38,4 @@ def evaluate(*args, **kwargs):  # noqa: ANN002, ANN003 - thin lazy alias of runn
     return run(*args, **kwargs)
 
 
-__all__ = ["EvalTask", "Suite", "evaluate", "probes", "splits", "suites"]
+__all__ = ["EvalConfig", "EvalTask", "Suite", "evaluate", "probes", "splits", "suites"]

@@ -4,6 +4,10 @@ Why: a pretext task is only "working" when its frozen embeddings beat both trivi
 (``logmel-stats``) and the same architecture with random weights (``random-init``), while the
 same encoder trained on the labels (``supervised``) shows how far from the ceiling it is. The
 end-to-end trainer here also runs the optional fine-tuning mode, starting from a checkpoint.
+
+Each baseline is a registered :class:`Baseline` (``@register("baseline", name)``;
+``pocketear list baselines``): the runner, the tables and the verdict read names, order and
+roles from the registry (:func:`registered_baselines`), so a baseline is declared once.
 """
 
 from __future__ import annotations
@@ -19,20 +23,24 @@ import numpy as np
 import torch
 from torch import nn
 
+from pocketear.data.cache import FeatureCache
 from pocketear.encoders.base import Encoder
-from pocketear.evaluate.features import logmel_stats
+from pocketear.errors import InvalidValue
+from pocketear.evaluate.features import Embeddings, logmel_stats
 from pocketear.frontends.logmel import LogMel, LogMelConfig
 from pocketear.model import Pretrained, pad_frames, read_windows, segment
+from pocketear.registry import available, get, register
 from pocketear.train.build import build_encoder
 
-BASELINES = ("logmel-stats", "random-init", "supervised")
 DEFAULT_ENCODER = "mobile_100"
 
 
 @dataclass
 class TrainBudget:
-    """The end-to-end training recipe: ``epochs`` passes over the train clips (at least
-    ``steps``, at most ``max_steps`` optimiser steps), a learning-rate grid chosen on valid.
+    """The end-to-end training recipe, a learning-rate grid chosen on valid.
+
+    ``epochs`` passes over the train clips (at least ``steps``, at most ``max_steps``
+    optimiser steps).
 
     Steps, not seconds, are the budget so results do not depend on machine load. Each lr of
     ``lrs`` is one run: Adam, linear warm-up over ``warmup`` of the steps, then cosine decay to
@@ -116,15 +124,19 @@ class Classifier(nn.Module):
         self.head = nn.Linear(encoder.readout_dim, n_classes)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits of log-mel ``(B, 1, T, F)``; ``lengths``: real frames per example (padding
-        after them is left out of the pooling)."""
+        """Logits of log-mel ``(B, 1, T, F)``.
+
+        ``lengths``: real frames per example (padding after them is left out of the pooling).
+        """
         return self.head(self.encoder.read(x, lengths))
 
 
 def default_reference(mean: np.ndarray, std: np.ndarray,
                       cfg: LogMelConfig | None = None) -> Pretrained:
-    """An untrained default model (``mobile_100``, default log-mel) for baseline-only runs;
-    its normalisation stats come from the evaluated data."""
+    """An untrained default model (``mobile_100``, default log-mel) for baseline-only runs.
+
+    Its normalisation stats come from the evaluated data.
+    """
     cfg = cfg or LogMelConfig()
     frontend = LogMel(cfg)
     frontend.set_stats(mean, std)
@@ -133,8 +145,10 @@ def default_reference(mean: np.ndarray, std: np.ndarray,
 
 
 def random_init(reference: Pretrained, seed: int) -> Pretrained:
-    """The reference's encoder architecture freshly initialised with ``seed``; same frontend and
-    normalisation, so only the weights differ."""
+    """The reference's encoder architecture freshly initialised with ``seed``.
+
+    Same frontend and normalisation, so only the weights differ.
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         encoder = build_encoder(reference.config)
@@ -142,10 +156,89 @@ def random_init(reference: Pretrained, seed: int) -> Pretrained:
                       source=f"random-init seed {seed}")
 
 
+Embed = Callable[[Pretrained, str], Embeddings]
+
+
+class Baseline:
+    """A reference row measured in the same run, on the same splits, as the checkpoints.
+
+    Class attributes say what the runner and the tables do with it:
+
+    Attributes:
+        rank: position among the baselines in every table and in ``results.json``.
+        reference: a pretrained method "works" only when it beats every reference baseline on
+            the suite average (the tables' verdict).
+        seeded: a fresh model per seed (its frozen rows read seed ``s``'s embeddings), so the
+            spread over seeds includes the initialisation.
+        end_to_end: trained on the labels with the reference encoder (no frozen embeddings;
+            costly, so ``EvalConfig.supervised=False`` leaves it out).
+        has_encoder: uses the reference encoder (``results.json`` names it and its size).
+    """
+
+    rank: int = 0
+    reference: bool = False
+    seeded: bool = False
+    end_to_end: bool = False
+    has_encoder: bool = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def embeddings(self, feats: FeatureCache, reference: Pretrained, seeds: int, parts: int,
+                   embed: Embed) -> dict[int, Embeddings]:
+        """Frozen embeddings per seed (seed 0 only unless ``seeded``); none when end to end.
+
+        Args:
+            feats: raw log-mels of the task's clips.
+            reference: the architecture and normalisation the encoder baselines use.
+            seeds: seeds ``0..seeds-1`` of the run.
+            parts: the view's time parts (0: per window).
+            embed: the runner's cached extraction of a model's embeddings (label: progress).
+        """
+        return {}
+
+
+@register("baseline", "logmel-stats")
+class LogmelStatsBaseline(Baseline):
+    """Per-bin mean and std of the log-mel: the trivial features every encoder must beat."""
+
+    rank, reference, has_encoder = 0, True, False
+
+    def embeddings(self, feats: FeatureCache, reference: Pretrained, seeds: int, parts: int,
+                   embed: Embed) -> dict[int, Embeddings]:
+        return {0: logmel_stats(feats, parts)}
+
+
+@register("baseline", "random-init")
+class RandomInitBaseline(Baseline):
+    """The reference encoder with random weights, one init per seed: the architecture alone."""
+
+    rank, reference, seeded = 1, True, True
+
+    def embeddings(self, feats: FeatureCache, reference: Pretrained, seeds: int, parts: int,
+                   embed: Embed) -> dict[int, Embeddings]:
+        return {seed: embed(random_init(reference, seed), f"{self.name}/{seed}")
+                for seed in range(seeds)}
+
+
+@register("baseline", "supervised")
+class SupervisedBaseline(Baseline):
+    """The reference encoder trained end to end on the labels: the ceiling."""
+
+    rank, end_to_end = 2, True
+
+
+def registered_baselines() -> list[Baseline]:
+    """Every registered baseline, in table order (``rank``, then name)."""
+    kinds = sorted((get("baseline", n).rank, n) for n in available("baseline"))
+    return [get("baseline", n)(n) for _, n in kinds]
+
+
 def _crops(clips: list[np.ndarray], idx: np.ndarray, frames: int,
            rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random crops of ``min(len, frames)`` frames (a random time shift for longer clips; a
-    short clip is used whole) as ``(B, 1, T_max, F)`` and their lengths ``(B,)``.
+    """Random crops of ``min(len, frames)`` frames ``(B, 1, T_max, F)`` and their lengths.
+
+    A longer clip gets a random time shift; a short clip is used whole.
 
     Shorter crops are padded to the batch's longest with each bin's own minimum
     (:func:`pad_frames`); the classifier masks the padded frames out of its pooling, so no
@@ -165,8 +258,10 @@ def _crops(clips: list[np.ndarray], idx: np.ndarray, frames: int,
 
 def _windows_by_length(clips: list[np.ndarray], idx: np.ndarray, frames: int
                        ) -> tuple[dict[int, list[torch.Tensor]], dict[int, list[int]]]:
-    """Every clip's windows (:func:`segment`: a short clip is one window of its own length),
-    grouped by window length, with the position in ``idx`` of each window's clip."""
+    """Every clip's windows grouped by window length, with the position of each one's clip.
+
+    :func:`segment`: a short clip is one window of its own length. Positions are in ``idx``.
+    """
     windows: dict[int, list[torch.Tensor]] = {}
     owner: dict[int, list[int]] = {}
     for j, i in enumerate(idx):
@@ -199,8 +294,10 @@ def predict_clips(model: Classifier, clips: list[np.ndarray], idx: np.ndarray,
 
 @torch.no_grad()
 def embed_clips(encoder: Encoder, clips: list[np.ndarray], idx: np.ndarray) -> np.ndarray:
-    """Clip read-out embeddings ``(len(idx), D)`` (mean over windows, each window at its own
-    length), e.g. for the 2-D map."""
+    """Clip read-out embeddings ``(len(idx), D)``, e.g. for the 2-D map.
+
+    The mean over windows, each window at its own length.
+    """
     encoder.eval()
     windows = [segment(torch.from_numpy(clips[int(i)]), encoder.input_frames) for i in idx]
     out = [w.mean(0) for w in read_windows(encoder, windows)] if windows else []
@@ -216,7 +313,7 @@ def _valid_score(model: Classifier, clips: list[np.ndarray], y: np.ndarray,
 
 
 def _schedule(total: int, warmup: float) -> Callable[[int], float]:
-    """lr factor at step ``i`` (0-based): linear warm-up, then half a cosine down to 0."""
+    """Learning-rate factor at step ``i`` (0-based): linear warm-up, then a half cosine to 0."""
     w = max(1, round(warmup * total))
 
     def factor(i: int) -> float:
@@ -248,7 +345,8 @@ def train_end_to_end(
             fine-tuning).
         clips: normalised log-mel ``(T, F)`` of every clip of the task.
         y: class id of every clip.
-        train_idx: clips to train on; valid_idx: clips for early stopping (may be empty).
+        train_idx: clips to train on.
+        valid_idx: clips for early stopping (may be empty).
         n_classes: size of the head.
         seed: seeds the head, the crops and the batches.
         budget: steps, batch, schedule and early stopping.
@@ -321,13 +419,19 @@ def train_supervised(
 
     Args:
         make_encoder: a fresh encoder per run (random init, or a checkpoint's copy).
+        clips: normalised log-mel ``(T, F)`` of every clip of the task.
+        y: class id of every clip.
+        train_idx: clips to train on.
+        valid_idx: clips for the lr choice and early stopping (may be empty).
+        n_classes: size of the head.
+        seed: the same seed for every run.
+        budget: steps, batch, schedule and early stopping (as :func:`train_end_to_end`).
         lrs: the grid (default ``budget.lrs``); one value skips the search.
-        Others: as :func:`train_end_to_end`.
     """
     budget = budget or TrainBudget()
     grid = tuple(lrs if lrs is not None else budget.lrs) if len(valid_idx) else (budget.lr,)
     if not grid:
-        raise ValueError("the learning-rate grid is empty; give at least one lr")
+        raise InvalidValue("the learning-rate grid is empty; give at least one lr")
     best: tuple[tuple[float, float], Classifier, TrainResult] | None = None
     tried: list[dict[str, Any]] = []
     for lr in grid:
@@ -347,6 +451,6 @@ def train_supervised(
     return model, res
 
 
-__all__ = ["BASELINES", "Classifier", "TrainBudget", "TrainResult", "default_reference",
-           "embed_clips", "logmel_stats", "predict_clips", "random_init", "train_end_to_end",
-           "train_supervised"]
+__all__ = ["Baseline", "Classifier", "TrainBudget", "TrainResult", "default_reference",
+           "embed_clips", "logmel_stats", "predict_clips", "random_init", "registered_baselines",
+           "train_end_to_end", "train_supervised"]

@@ -46,6 +46,7 @@ class Embeddings:
 
     @property
     def dim(self) -> int:
+        """Embedding size."""
         return int(self.segments.shape[1])
 
     def clip(self, j: int) -> np.ndarray:
@@ -80,6 +81,7 @@ class Embeddings:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Embeddings:
+        """Read what :meth:`save` wrote (no pickles)."""
         with np.load(path, allow_pickle=False) as z:
             return cls(z["segments"].astype(np.float32), z["offsets"].astype(np.int64),
                        z["items"].astype(np.int64))
@@ -111,11 +113,25 @@ def cache_items(cache: FeatureCache) -> np.ndarray:
 
 
 def normaliser(model: Pretrained) -> tuple[np.ndarray, np.ndarray]:
-    """The frontend's per-bin (mean, std); identity when the frontend holds no stats."""
+    """The frontend's per-bin (mean, std); identity when the frontend holds no stats.
+
+    For code that needs the statistics themselves; to normalise a log-mel use
+    :func:`normalised` (the frontend's own rule).
+    """
     fe = model.frontend
-    if bool(fe.normalised):
-        return fe.mean.detach().numpy().copy(), fe.std.detach().numpy().copy()
+    if fe.uses_stats:
+        return fe.mean.detach().cpu().numpy().copy(), fe.std.detach().cpu().numpy().copy()
     return np.zeros(fe.cfg.n_mels, np.float32), np.ones(fe.cfg.n_mels, np.float32)
+
+
+def normalised(model: Pretrained, logmel: np.ndarray) -> np.ndarray:
+    """A raw log-mel ``(T, F)`` normalised by the model's frontend (``LogMel.normalise``).
+
+    Always a new float32 array, never a view of the cache, so it may be wrapped in a tensor
+    and changed in place.
+    """
+    x = model.frontend.normalise(logmel)
+    return x.copy() if x is logmel else x
 
 
 def extract(
@@ -158,13 +174,12 @@ def extract(
         except (OSError, ValueError, KeyError):
             path.unlink(missing_ok=True)  # damaged: recompute below
     feats = logmels(corpus, cache_dir, model.frontend.cfg, workers, progress)
-    mean, std = normaliser(model)
     model.encoder.eval()
     chunks, offsets = [], [0]
     with tqdm(total=len(feats), desc=desc, unit="clip", disable=not progress,
               leave=False) as bar:
         for lo in range(0, len(feats), CLIPS_PER_BATCH):
-            xs = [torch.from_numpy((feats[i] - mean) / std)
+            xs = [torch.from_numpy(normalised(model, feats[i]))
                   for i in range(lo, min(lo + CLIPS_PER_BATCH, len(feats)))]
             for seg in model.embed_clips(xs, hop=hop, parts=parts):
                 chunks.append(np.asarray(seg, dtype=np.float32))
@@ -176,8 +191,10 @@ def extract(
 
 
 def logmel_stats(cache: FeatureCache, parts: int = 0) -> Embeddings:
-    """The ``logmel-stats`` baseline: per clip, mean and std of each log-mel bin (2F dims);
-    with ``parts = k``, those of each of ``k`` equal time parts, concatenated (2kF dims)."""
+    """The ``logmel-stats`` baseline: per clip, mean and std of each log-mel bin (2F dims).
+
+    With ``parts = k``, those of each of ``k`` equal time parts, concatenated (2kF dims).
+    """
     rows = []
     for i in range(len(cache)):
         x = cache[i]

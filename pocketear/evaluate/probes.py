@@ -1,4 +1,4 @@
-"""Probes on frozen segment embeddings: linear, small MLP and kNN (DESIGN §7).
+"""Probes on frozen segment embeddings: linear, small MLP and kNN.
 
 Probes train on segments (each labelled by its clip) and predict a clip by averaging its
 segments' class probabilities, so clips of any length are scored the same way by every method.
@@ -36,6 +36,7 @@ class Segments:
 
     @property
     def segment_labels(self) -> np.ndarray:
+        """The label of each segment (its clip's)."""
         return self.y[self.clip]
 
     def __len__(self) -> int:
@@ -118,6 +119,7 @@ class LinearProbe(Probe):
 
     def fit(self, train: Segments, valid: Segments | None, n_classes: int,
             seed: int = 0) -> Probe:
+        """Fit at each C of the grid; keep the best ``valid`` accuracy."""
         self.n_classes = n_classes
         grid = self.grid if valid is not None and len(valid) and len(self.grid) > 1 else (1.0,)
         best: tuple[float, float, Pipeline] | None = None

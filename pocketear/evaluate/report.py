@@ -19,15 +19,9 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from pocketear.evaluate.compare import (
-    Table,
-    build_tables,
-    column_cell,
-    find_eval_dir,
-    fmt_cell,
-    load_results,
-    setting_label,
-)
+from pocketear.errors import MissingPath
+from pocketear.evaluate.compare import find_eval_dir, load_results
+from pocketear.evaluate.table import Table, build_tables, column_cell, fmt_cell, setting_label
 
 CURVE_KEYS = {"loss": "training loss", "lr": "learning rate",
               "emb_std": "emb_std (falls to 0 on collapse)",
@@ -35,7 +29,7 @@ CURVE_KEYS = {"loss": "training loss", "lr": "learning rate",
 HOW_TO_READ = """Each cell is the test accuracy of a probe trained on frozen embeddings, mean ±
 std over seeds, in %; the best value per column is in bold, baseline rows are grey. A pretext task
 only <b>works</b> when it beats <i>both</i> <code>logmel-stats</code> (log-mel bin statistics) and
-<code>random-init</code> (the same encoder, untrained) on the suite average (BENCHMARKS.md);
+<code>random-init</code> (the same encoder, untrained) on the suite average (docs/benchmarks.md);
 <code>supervised</code> is the ceiling. In the training curves, <code>emb_std</code> or
 <code>eff_rank</code> dropping towards 0 / 1 signals representation collapse."""
 VERDICT = {True: '<span class="yes">yes</span>', False: '<span class="no">no</span>', None: ""}
@@ -122,7 +116,7 @@ def _bars_fig(table: Table, colors: dict[str, Any]) -> Figure:
             ax.hlines(100 * c, g - 0.45, g + 0.45, colors="k", linestyles="--", linewidth=1,
                       label="chance" if g == 0 else None)
     ax.set_xticks(x, groups, rotation=20 if max(map(len, groups)) > 12 else 0)
-    ax.set(ylabel="accuracy (%)", ylim=(0, 105), title=setting_label(table.setting))
+    ax.set(ylabel=f"{table.metric} (%)", ylim=(0, 105), title=setting_label(table.setting))
     ax.grid(axis="y", alpha=0.3)
     fig.legend(loc="outside right upper", fontsize=8, frameon=False)
     return fig
@@ -191,8 +185,10 @@ def _read_summary(run_dir: Path) -> dict[str, Any]:
 
 
 def _run_warnings(run_dir: Path) -> list[str]:
-    """The training warnings a run recorded (summary.json ``warnings``, e.g. the trivial-task
-    monitor's "this task is solved trivially on this data: ...")."""
+    """The training warnings a run recorded (summary.json ``warnings``).
+
+    E.g. the trivial-task monitor's "this task is solved trivially on this data: ...".
+    """
     warnings = _read_summary(run_dir).get("warnings")
     return [str(w) for w in warnings] if isinstance(warnings, list) else []
 
@@ -400,13 +396,13 @@ def write_report(path: str | Path) -> Path:
         The path of the written report (``path / "report.html"``).
 
     Raises:
-        FileNotFoundError: when ``path`` holds neither results.json nor metrics.jsonl.
+        MissingPath: when ``path`` holds neither results.json nor metrics.jsonl.
     """
     path = Path(path)
     run_dir = path if (path / "metrics.jsonl").is_file() else None
     eval_dir = find_eval_dir(path)
     if eval_dir is None and run_dir is None:
-        raise FileNotFoundError(f"{path}: no results.json, eval*/results.json or metrics.jsonl")
+        raise MissingPath(f"{path}: no results.json, eval*/results.json or metrics.jsonl")
     data = load_results(eval_dir) if eval_dir is not None else None
     parts = [_header(data, path), f'<p class="how"><b>How to read this.</b> {HOW_TO_READ}</p>']
     if data is not None and eval_dir is not None:

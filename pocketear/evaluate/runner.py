@@ -4,7 +4,8 @@ For every task of the suite: frozen embeddings of every method (cached on disk),
 on the train split (model selection on valid) and scored on test at the clip level, for all
 labels and for k-shot draws, over seeds ``0..n-1``; baselines measured in the same run. Writes
 ``results.json`` (schema in the module docstring of :mod:`pocketear.evaluate`), ``results.csv``
-and ``table.txt``.
+and ``table.txt``. The settings are one :class:`~pocketear.evaluate.config.EvalConfig`; each
+task is scored with its own metric (:mod:`pocketear.evaluate.metrics`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,22 +24,25 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from pocketear.errors import InvalidValue
 from pocketear.evaluate import baselines as bl
+from pocketear.evaluate.config import EvalConfig
 from pocketear.evaluate.features import (
     Embeddings,
     extract,
     group_standardise,
     logmels,
-    normaliser,
+    normalised,
 )
+from pocketear.evaluate.metrics import score
 from pocketear.evaluate.probes import Segments
-from pocketear.evaluate.splits import VALID_FRACTION, kshot_indices
+from pocketear.evaluate.splits import kshot_indices
 from pocketear.evaluate.suites import EvalTask, Suite, resolve_suite
 from pocketear.evaluate.table import format_table, write_csv
 from pocketear.evaluate.views import DEFAULT_VIEW, parse_view, probe_label
 from pocketear.frontends.logmel import LogMelConfig
 from pocketear.model import Pretrained, load
-from pocketear.registry import available, create
+from pocketear.registry import create
 
 FINE_TUNE = "fine-tune"
 MAX_MAP_POINTS = 500
@@ -53,6 +58,26 @@ class Method:
     model: Pretrained | None = None
 
 
+@dataclass(frozen=True)
+class _Context:
+    """What every task of one evaluation shares: the checked config and what it resolves to."""
+
+    config: EvalConfig
+    cache_dir: Path
+    budget: bl.TrainBudget
+    baselines: list[bl.Baseline]  # the baselines measured, in table order
+
+    @property
+    def frozen_baselines(self) -> list[bl.Baseline]:
+        """Baselines read by the probes (frozen embeddings)."""
+        return [b for b in self.baselines if not b.end_to_end]
+
+    @property
+    def end_to_end_baselines(self) -> list[bl.Baseline]:
+        """Baselines trained end to end on the labels."""
+        return [b for b in self.baselines if b.end_to_end]
+
+
 def _run_dir(checkpoint: Path) -> Path:
     return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" \
         else checkpoint.parent
@@ -60,8 +85,8 @@ def _run_dir(checkpoint: Path) -> Path:
 
 def _load_methods(checkpoints: list[str], names: list[str] | None = None) -> list[Method]:
     if names is not None and len(names) != len(checkpoints):
-        raise ValueError(f"{len(names)} names for {len(checkpoints)} checkpoints")
-    taken = set(bl.BASELINES)
+        raise InvalidValue(f"{len(names)} names for {len(checkpoints)} checkpoints")
+    taken = {b.name for b in bl.registered_baselines()}
     out = []
     for i, ckpt in enumerate(checkpoints):
         model = load(ckpt)
@@ -106,7 +131,7 @@ def _map2d(x: np.ndarray, labels: list[str]) -> dict[str, list]:
 class _TaskRun:
     """Everything measured on one task."""
 
-    def __init__(self, task: EvalTask, ctx: dict[str, Any]) -> None:
+    def __init__(self, task: EvalTask, ctx: _Context) -> None:
         self.task, self.ctx = task, ctx
         self.rows: list[dict[str, Any]] = []
         self.confusion: dict[str, dict[str, Any]] = {}
@@ -114,29 +139,31 @@ class _TaskRun:
 
     # --- data -------------------------------------------------------------------------
     def prepare(self, methods: list[Method], reference: Pretrained | None) -> None:
-        ctx, task = self.ctx, self.task
-        cfg = reference.frontend.cfg if reference is not None else LogMelConfig()
-        self.feats = logmels(task.corpus, ctx["cache_dir"], cfg, ctx["workers"], ctx["progress"])
-        self.reference = reference or bl.default_reference(self.feats.mean, self.feats.std, cfg)
-        self.views = [v for v in ctx["views"] if task.groups is not None or not parse_view(v)[1]]
+        ctx, cfg, task = self.ctx, self.ctx.config, self.task
+        fe_cfg = reference.frontend.cfg if reference is not None else LogMelConfig()
+        self.feats = logmels(task.corpus, ctx.cache_dir, fe_cfg, cfg.workers, cfg.progress)
+        self.reference = reference or bl.default_reference(self.feats.mean, self.feats.std,
+                                                           fe_cfg)
+        self.views = [v for v in cfg.views if task.groups is not None or not parse_view(v)[1]]
         pools = sorted({parse_view(v)[0] for v in self.views})
-        # (method, seed, parts, group_std) -> embeddings; seed 0 for all but random-init
+        # (method, seed, parts, group_std) -> embeddings; seed 0 for all but seeded baselines
         self.embs: dict[tuple[str, int, int, bool], Embeddings] = {}
-        kw = {"workers": ctx["workers"], "progress": ctx["progress"]}
         for parts in pools:
             tag = f" seg{parts}" if parts else ""
+
+            def embed(model: Pretrained, label: str, parts: int = parts, tag: str = tag
+                      ) -> Embeddings:
+                return extract(model, task.corpus, ctx.cache_dir, workers=cfg.workers,
+                               progress=cfg.progress, parts=parts,
+                               desc=f"{label} {task.name}{tag}")
+
             for m in methods:
                 if m.model is not None:
-                    self.embs[m.name, 0, parts, False] = extract(
-                        m.model, task.corpus, ctx["cache_dir"], **kw, parts=parts,
-                        desc=f"{m.name} {task.name}{tag}")
-            if ctx["baselines"]:
-                self.embs["logmel-stats", 0, parts, False] = bl.logmel_stats(self.feats, parts)
-                for seed in range(ctx["seeds"]):
-                    model = bl.random_init(self.reference, seed)
-                    self.embs["random-init", seed, parts, False] = extract(
-                        model, task.corpus, ctx["cache_dir"], **kw, parts=parts,
-                        desc=f"random-init/{seed} {task.name}{tag}")
+                    self.embs[m.name, 0, parts, False] = embed(m.model, m.name)
+            for b in ctx.frozen_baselines:
+                for seed, e in b.embeddings(self.feats, self.reference, cfg.seeds, parts,
+                                            embed).items():
+                    self.embs[b.name, seed, parts, False] = e
         present = set(range(len(task.corpus)))
         for e in self.embs.values():
             present &= set(e.items.tolist())
@@ -146,8 +173,8 @@ class _TaskRun:
                           "clip(s) left out for every method", stacklevel=2)
         self.rows_used = np.asarray(sorted(present), dtype=np.int64)
         self.used, self.carved = task.subset(self.rows_used), []
-        if ctx["valid_fraction"]:  # the same carved valid for every method (with_valid)
-            self.used, self.carved = self.used.with_valid(ctx["valid_fraction"])
+        if cfg.valid_fraction:  # the same carved valid for every method (with_valid)
+            self.used, self.carved = self.used.with_valid(cfg.valid_fraction)
         self.n_classes = len(task.classes)
         cls = {c: i for i, c in enumerate(task.classes)}
         self.y = np.asarray([cls[v] for v in self.used.labels], dtype=np.int64)
@@ -176,22 +203,26 @@ class _TaskRun:
 
     def clips(self, model: Pretrained) -> list[np.ndarray]:
         """Normalised log-mels of the used clips, for end-to-end training."""
-        feats = logmels(self.task.corpus, self.ctx["cache_dir"], model.frontend.cfg,
-                        self.ctx["workers"], False)
+        feats = logmels(self.task.corpus, self.ctx.cache_dir, model.frontend.cfg,
+                        self.ctx.config.workers, False)
         where = {int(e["item"]): j for j, e in enumerate(feats.index["entries"])}
-        mean, std = normaliser(model)
-        return [(feats[where[int(r)]] - mean) / std for r in self.rows_used]
+        return [normalised(model, feats[where[int(r)]]) for r in self.rows_used]
 
     def train_sel(self, train: np.ndarray, shots: int | None, seed: int) -> np.ndarray:
         return train if shots is None else kshot_indices(self.y, train, shots, seed)
 
     # --- measurements -----------------------------------------------------------------
+    def task_score(self, y: np.ndarray, proba: np.ndarray) -> float:
+        """The task's metric of clip probabilities ``proba`` against class ids ``y``."""
+        return score(self.task.metric, y, proba)
+
     def record(self, method: str, probe: str, view: str, shots: int | None,
                values: list[float]) -> None:
         self.rows.append({
             "method": method, "task": self.task.name, "probe": probe_label(probe, view),
-            "view": view, "shots": shots, "metric": "accuracy", "mean": float(np.mean(values)),
-            "std": float(np.std(values)), "values": [float(v) for v in values]})
+            "view": view, "shots": shots, "metric": self.task.metric,
+            "mean": float(np.mean(values)), "std": float(np.std(values)),
+            "values": [float(v) for v in values]})
 
     def keep_confusion(self, method: str, probe: str, pred: np.ndarray) -> None:
         self.confusion[f"{method}/{self.task.name}/{probe}"] = {
@@ -200,45 +231,50 @@ class _TaskRun:
 
     def probe_rows(self, method: str, probe_name: str, view: str, seeded: bool,
                    bar: tqdm) -> None:
-        """One probe on one method's embeddings in one view, every shot setting and seed;
-        each value is the mean test accuracy over the task's folds."""
-        ctx = self.ctx
-        for shots in ctx["shots_all"]:
+        """One probe on one method's embeddings in one view, every shot setting and seed.
+
+        Each value is the task's test metric, the mean over the task's folds.
+        """
+        cfg = self.ctx.config
+        for shots in cfg.shot_settings:
             values, memo = [], None
-            for seed in range(ctx["seeds"]):
+            for seed in range(cfg.seeds):
                 key = (method, seed if seeded else 0, *parse_view(view))
                 if memo is not None and not (seeded or create("probe", probe_name).stochastic
                                              or shots is not None):
                     values.append(memo)  # identical data and a deterministic fit
                     bar.update()
                     continue
-                accs = []
+                scores = []
                 for f, (train, valid, test) in enumerate(self.folds):
                     probe = create("probe", probe_name)
                     segs = self.segments(key, self.train_sel(train, shots, seed))
                     probe.fit(segs, self.segments(key, valid) if len(valid) else None,
                               self.n_classes, seed)
                     test_segs = self.segments(key, test)
-                    pred = probe.predict_clips(test_segs).argmax(1)
-                    accs.append(float((pred == test_segs.y).mean()))
+                    proba = probe.predict_clips(test_segs)
+                    scores.append(self.task_score(test_segs.y, proba))
                     if f == 0 and seed == 0 and shots is None:
-                        self.keep_confusion(method, probe_label(probe_name, view), pred)
-                values.append(float(np.mean(accs)))
+                        self.keep_confusion(method, probe_label(probe_name, view),
+                                            proba.argmax(1))
+                values.append(float(np.mean(scores)))
                 memo = values[-1]
                 bar.update()
             self.record(method, probe_name, view, shots, values)
 
     def end_to_end(self, method: str, start: Pretrained, fresh: bool,
                    labels: list[tuple[str, str]], bar: tqdm) -> list[dict[str, Any]]:
-        """Supervised (``fresh``: random init per seed) or fine-tuning runs, every fold; rows
-        under each (probe, view) in ``labels`` (the same numbers, so every table shows the
-        reference)."""
+        """Supervised (``fresh``: random init per seed) or fine-tuning runs, every fold.
+
+        Rows go under each (probe, view) in ``labels`` (the same numbers, so every table shows
+        the reference).
+        """
         clips, runs = self.clips(start), []
-        budget = self.ctx["budget"]
-        for shots in self.ctx["shots_all"]:
+        cfg, budget = self.ctx.config, self.ctx.budget
+        for shots in cfg.shot_settings:
             values, chosen = [], None  # lr chosen by the grid, reused unless grid_every_run
-            for seed in range(self.ctx["seeds"]):
-                accs = []
+            for seed in range(cfg.seeds):
+                scores = []
                 for f, (train, valid, test) in enumerate(self.folds):
                     def make(seed: int = seed) -> Any:
                         return (bl.random_init(start, seed).encoder if fresh
@@ -248,20 +284,21 @@ class _TaskRun:
                         make, clips, self.y, self.train_sel(train, shots, seed), valid,
                         self.n_classes, seed, budget, (chosen,) if reuse else None)
                     chosen = chosen if reuse else info.lr
-                    pred = bl.predict_clips(model, clips, test).argmax(1)
-                    accs.append(float((pred == self.y[test]).mean()))
+                    proba = bl.predict_clips(model, clips, test)
+                    scores.append(self.task_score(self.y[test], proba))
                     runs.append({"method": method, "task": self.task.name, "shots": shots,
                                  "seed": seed, "fold": f, **info.summary(),
                                  "lr_from": "reused" if reuse else
                                  "grid" if info.grid else "fixed", "n_valid": len(valid),
-                                 "test_acc": accs[-1]})
+                                 "test_acc": scores[-1]})
                     if f == 0 and seed == 0 and shots is None:
                         for probe, view in labels:
-                            self.keep_confusion(method, probe_label(probe, view), pred)
+                            self.keep_confusion(method, probe_label(probe, view),
+                                                proba.argmax(1))
                         self.maps[f"{method}/{self.task.name}"] = _map2d(
                             bl.embed_clips(model.encoder, clips, test),
                             [self.used.labels[i] for i in test])
-                values.append(float(np.mean(accs)))
+                values.append(float(np.mean(scores)))
                 bar.update()
             for probe, view in labels:
                 self.record(method, probe, view, shots, values)
@@ -276,26 +313,11 @@ class _TaskRun:
 
 
 def evaluate(
-    checkpoints: list[str],
+    checkpoints: Sequence[str | os.PathLike[str]],
     suite: str | Suite,
     out: str | os.PathLike[str],
-    probes: tuple[str, ...] | list[str] = ("linear",),
-    shots: tuple[int, ...] | list[int] = (),
-    seeds: int = 3,
-    baselines: bool = True,
-    data_dir: str | os.PathLike[str] | None = None,
-    fine_tune: bool = False,
-    progress: bool = True,
-    *,
-    cache_dir: str | os.PathLike[str] | None = None,
-    suite_options: dict[str, Any] | None = None,
-    workers: int = 2,
-    budget: bl.TrainBudget | None = None,
-    echo: bool | None = None,
-    views: tuple[str, ...] | list[str] = (DEFAULT_VIEW,),
-    names: list[str] | None = None,
-    valid_fraction: float = VALID_FRACTION,
-    supervised: bool = True,
+    config: EvalConfig | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
     """Evaluate checkpoints (files or run folders) on a suite against baselines.
 
@@ -303,61 +325,41 @@ def evaluate(
         checkpoints: checkpoint files or run folders; methods are named by their pretext task.
         suite: a registered suite name or a labelled manifest (``path,label[,split][,group]``).
         out: folder for results.json, results.csv and table.txt.
-        probes: registered probe names (``linear``, ``mlp``, ``knn``).
-        shots: k-shot settings run besides "all labels" (exactly k train clips per class).
-        seeds: seeds 0..n-1 for probes, k-shot draws, random init and supervised training.
-        baselines: also measure logmel-stats, random-init and supervised.
-        supervised: with ``baselines``, also train the supervised baseline (the costly one;
-            False for studies that only compare frozen read-outs).
-        data_dir: where suites keep their data (default ``~/.cache/pocketear/suites``).
-        fine_tune: also fine-tune each checkpoint end to end (probe name ``fine-tune``).
-        progress: progress bars.
-        cache_dir: embedding/log-mel cache (default ``out/../.emb_cache``).
-        suite_options: keyword options of the suite (e.g. ``{"minutes": 0.5}``).
-        workers: log-mel processes.
-        budget: end-to-end training budget (supervised and fine-tuning).
-        echo: print the table (default: ``progress``).
-        views: label-free ways of reading the embeddings, each a separate set of rows applied
-            to every method alike (see :func:`parse_view`): ``clip`` (default), ``seg3``,
-            ``group-std`` (tasks with groups only), ``seg3+group-std``.
-        names: method names of the checkpoints, in order (default: their pretext task, with
-            ``-2``, ``-3`` … on repeats).
-        valid_fraction: a split without valid clips gets this fraction of its train clips as
-            valid (group-disjoint for unseen-group tasks; see :meth:`EvalTask.with_valid`),
-            removed from train for every method alike; 0 leaves such splits without valid.
+        config: the settings (default ``EvalConfig()``).
+        **fields: :class:`EvalConfig` fields replacing those of ``config`` (``probes``,
+            ``shots``, ``seeds``, ``baselines``, ``supervised``, ``views``, ...).
 
     Returns:
         The results dict written to ``out/results.json``.
+
+    Raises:
+        InvalidValue: an unknown keyword, probe or view, bad shots or seeds, nothing to
+            evaluate, or a names list that does not match the checkpoints.
     """
     t0 = time.perf_counter()
+    if config is not None and not isinstance(config, EvalConfig):
+        raise InvalidValue(f"evaluate's 4th argument is an EvalConfig, got "
+                           f"{type(config).__name__}; pass probes, shots, ... as keywords")
+    cfg = EvalConfig.build(config, **fields)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    probes = list(dict.fromkeys(probes))
-    known = available("probe")
-    for p in probes:
-        if p not in known:
-            raise ValueError(f"unknown probe {p!r}; available: {', '.join(known)}")
-    views = list(dict.fromkeys(views or [DEFAULT_VIEW]))
-    for v in views:
-        parse_view(v)
-    shots = sorted({int(k) for k in shots})
-    if any(k < 1 for k in shots) or seeds < 1:
-        raise ValueError(f"shots must be ≥ 1 and seeds ≥ 1; got shots={shots}, seeds={seeds}")
-    if not checkpoints and not baselines:
-        raise ValueError("nothing to evaluate: pass a checkpoint or enable the baselines")
-    suite_obj = resolve_suite(suite, **(suite_options or {}))
-    ctx = {"cache_dir": Path(cache_dir) if cache_dir else out.resolve().parent / ".emb_cache",
-           "workers": workers, "progress": progress, "baselines": baselines, "seeds": seeds,
-           "shots_all": [None, *shots], "budget": budget or bl.TrainBudget(), "views": views,
-           "valid_fraction": valid_fraction}
-    methods = _load_methods([str(c) for c in checkpoints], names)
-    tasks = suite_obj.tasks(data_dir, progress)
+    cfg = cfg.checked()
+    if not checkpoints and not cfg.baselines:
+        raise InvalidValue("nothing to evaluate: pass a checkpoint or enable the baselines")
+    suite_obj = resolve_suite(suite, **(cfg.suite_options or {}))
+    measured = [b for b in bl.registered_baselines()
+                if cfg.baselines and (cfg.supervised or not b.end_to_end)]
+    ctx = _Context(cfg, Path(cfg.cache_dir) if cfg.cache_dir
+                   else out.resolve().parent / ".emb_cache",
+                   cfg.budget or bl.TrainBudget(), measured)
+    methods = _load_methods([str(c) for c in checkpoints], cfg.names)
+    tasks = suite_obj.tasks(cfg.data_dir, cfg.progress)
     reference = methods[0].model if methods else None
-    supervised = baselines and supervised
-    names = [m.name for m in methods] + [b for b in bl.BASELINES if baselines and
-                                         (supervised or b != "supervised")]
-    n_settings = len(ctx["shots_all"]) * seeds
-    n_e2e = int(supervised) + (len(methods) if fine_tune else 0)
+    probes = list(cfg.probes)
+    names = [m.name for m in methods] + [b.name for b in measured]
+    n_settings = len(cfg.shot_settings) * cfg.seeds
+    n_frozen = len(methods) + len(ctx.frozen_baselines)
+    n_e2e = len(ctx.end_to_end_baselines) + (len(methods) if cfg.fine_tune else 0)
     all_rows, confusion, maps, summaries, runs = [], {}, {}, {}, []
     timing: dict[str, float] = {}
     for task in tasks:
@@ -367,26 +369,25 @@ def evaluate(
         t_prep = time.perf_counter()
         summaries[task.name] = {**run.used.summary(), "classes": task.classes,
                                 **({"valid_carved": run.carved} if run.carved else {})}
-        per_task = ((len(names) - int(supervised)) * len(probes) * len(run.views) + n_e2e) \
-            * n_settings
+        per_task = (n_frozen * len(probes) * len(run.views) + n_e2e) * n_settings
         with tqdm(total=per_task, desc=f"evaluate {task.name}", unit="fit",
-                  disable=not progress, leave=False) as bar:
+                  disable=not cfg.progress, leave=False) as bar:
             for view in run.views:
                 for m in methods:
                     for p in probes:
                         run.probe_rows(m.name, p, view, False, bar)
-                if baselines:
-                    for p in probes:
-                        run.probe_rows("logmel-stats", p, view, False, bar)
-                        run.probe_rows("random-init", p, view, True, bar)
-            if supervised:
+                for p in probes:
+                    for b in ctx.frozen_baselines:
+                        run.probe_rows(b.name, p, view, b.seeded, bar)
+            if ctx.end_to_end_baselines:
                 labels = [(p, v) for v in run.views for p in probes]
-                labels += [(FINE_TUNE, DEFAULT_VIEW)] if fine_tune else []
-                t_e2e = time.perf_counter()
-                timing[f"{task.name}/probes"] = t_e2e - t_prep
-                runs += run.end_to_end("supervised", run.reference, True, labels, bar)
-                timing[f"{task.name}/supervised"] = time.perf_counter() - t_e2e
-            if fine_tune:
+                labels += [(FINE_TUNE, DEFAULT_VIEW)] if cfg.fine_tune else []
+                timing[f"{task.name}/probes"] = time.perf_counter() - t_prep
+                for b in ctx.end_to_end_baselines:
+                    t_e2e = time.perf_counter()
+                    runs += run.end_to_end(b.name, run.reference, True, labels, bar)
+                    timing[f"{task.name}/{b.name}"] = time.perf_counter() - t_e2e
+            if cfg.fine_tune:
                 for m in methods:
                     assert m.model is not None
                     runs += run.end_to_end(m.name, m.model, False,
@@ -398,18 +399,8 @@ def evaluate(
         timing[task.name] = time.perf_counter() - t_task
         timing[f"{task.name}/embeddings"] = t_prep - t_task
 
-    method_info = {m.name: m.info for m in methods}
-    if baselines:
-        enc_name = reference.config["encoder"]["name"] if reference else bl.DEFAULT_ENCODER
-        enc_params = int((reference.encoder if reference else
-                          create("encoder", bl.DEFAULT_ENCODER)).params)
-        none = {"checkpoint": None, "run_dir": None}
-        method_info["logmel-stats"] = {"kind": "baseline", **none, "encoder": None,
-                                       "params": None}
-        for b in ("random-init", "supervised")[: 1 + supervised]:
-            method_info[b] = {"kind": "baseline", **none, "encoder": enc_name,
-                              "params": enc_params}
-    probe_order = [probe_label(p, v) for v in views for p in probes] + [FINE_TUNE]
+    method_info = {m.name: m.info for m in methods} | _baseline_info(measured, reference)
+    probe_order = [probe_label(p, v) for v in cfg.views for p in probes] + [FINE_TUNE]
     order = {n: i for i, n in enumerate(names)}
     task_order = {t.name: i for i, t in enumerate(tasks)}
     all_rows.sort(key=lambda r: (probe_order.index(r["probe"]), r["shots"] is not None,
@@ -417,9 +408,9 @@ def evaluate(
     results = {
         "suite": suite if isinstance(suite, str) else suite_obj.name,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "config": {"probes": probes + ([FINE_TUNE] if fine_tune else []), "shots": shots,
-                   "seeds": seeds, "baselines": baselines, "views": views,
-                   "valid_fraction": valid_fraction,
+        "config": {"probes": probes + ([FINE_TUNE] if cfg.fine_tune else []),
+                   "shots": list(cfg.shots), "seeds": cfg.seeds, "baselines": cfg.baselines,
+                   "views": list(cfg.views), "valid_fraction": cfg.valid_fraction,
                    "checkpoints": [m.info["checkpoint"] for m in methods]},
         "methods": method_info,
         "tasks": summaries,
@@ -434,9 +425,25 @@ def evaluate(
     (out / "table.txt").write_text(table + "\n")
     timing["total"] = time.perf_counter() - t0
     _write_json(out / "timing.json", {"seconds": timing, "end_to_end_runs": runs})
-    if progress if echo is None else echo:
+    if cfg.show_table:
         print(table)
     return results
+
+
+def _baseline_info(measured: list[bl.Baseline], reference: Pretrained | None
+                   ) -> dict[str, dict[str, Any]]:
+    """``results.json`` ``methods`` entries of the measured baselines.
+
+    Those using the reference encoder name it and its size.
+    """
+    if not measured:
+        return {}
+    enc_name = reference.config["encoder"]["name"] if reference else bl.DEFAULT_ENCODER
+    enc_params = int((reference.encoder if reference else
+                      create("encoder", bl.DEFAULT_ENCODER)).params)
+    return {b.name: {"kind": "baseline", "checkpoint": None, "run_dir": None,
+                     "encoder": enc_name if b.has_encoder else None,
+                     "params": enc_params if b.has_encoder else None} for b in measured}
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -1,4 +1,4 @@
-"""Train/valid/test splits and k-shot draws for evaluation tasks (DESIGN §7).
+"""Train/valid/test splits and k-shot draws for evaluation tasks.
 
 Why seeded and explicit: every method and baseline of one run must see exactly the same clips,
 and a speaker (or any group) must never sit on both sides of a split when the task asks for
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from pocketear.data.corpus import ManifestError
+from pocketear.errors import InvalidValue
 
 SPLITS = ("train", "valid", "test")
 FRACTIONS = (0.6, 0.2, 0.2)
@@ -148,9 +149,11 @@ def _carve_stratified(labels: np.ndarray, train: np.ndarray, fraction: float,
 
 def _carve_groups(labels: np.ndarray, groups: np.ndarray, train: np.ndarray, fraction: float,
                   rng: np.random.Generator, tries: int = 64) -> np.ndarray | None:
-    """Whole train groups holding about ``fraction`` of the train clips; of ``tries`` seeded
-    group orders the one whose valid part and remaining train part miss the fewest classes,
-    then closest to ``fraction``. None when train has fewer than 2 groups."""
+    """Whole train groups holding about ``fraction`` of the train clips.
+
+    Of ``tries`` seeded group orders, the one whose valid part and remaining train part miss
+    the fewest classes, then closest to ``fraction``. None when train has fewer than 2 groups.
+    """
     uniq = np.unique(groups[train])
     if len(uniq) < 2:
         return None
@@ -192,7 +195,7 @@ def carve_valid(labels: Sequence[str] | np.ndarray, train: np.ndarray,
         The carved indices (sorted) and whether they are group-disjoint from the rest of train.
     """
     if not 0.0 < fraction < 1.0:
-        raise ValueError(f"valid fraction must be in (0, 1), got {fraction}")
+        raise InvalidValue(f"valid fraction must be in (0, 1), got {fraction}")
     y = np.asarray(labels)
     train = np.asarray(train, dtype=np.int64)
     rng = np.random.default_rng([seed, 19])
@@ -209,7 +212,7 @@ def kshot_indices(labels: np.ndarray, pool: np.ndarray, k: int, seed: int) -> np
     A class with fewer than ``k`` clips in the pool contributes all of them, with a warning.
     """
     if k < 1:
-        raise ValueError(f"shots must be ≥ 1, got {k}")
+        raise InvalidValue(f"shots must be ≥ 1, got {k}")
     rng = np.random.default_rng([seed, 17, k])
     chosen: list[np.ndarray] = []
     short: list[str] = []

@@ -1,4 +1,4 @@
-"""The ``fsdd`` suite: real spoken digits (Free Spoken Digit Dataset, BENCHMARKS §1.2).
+"""The ``fsdd`` suite: real spoken digits (Free Spoken Digit Dataset).
 
 Tasks:
 - ``fsdd-digit``: the official split (recordings with index 0–4 are test, the rest train).
@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 
 from pocketear.data.corpus import Corpus
+from pocketear.errors import InvalidValue, MissingPath
 from pocketear.evaluate.suites import DEFAULT_DATA_DIR, EvalTask, Suite
 from pocketear.registry import register
 
@@ -31,11 +32,13 @@ SOURCE_ENV = "POCKETEAR_FSDD"
 
 
 def speaker_folds(speakers: list[str], per_fold: int = 2) -> list[list[str]]:
-    """Splits of the clips, one per disjoint group of ``per_fold`` speakers (sorted by name):
-    ``test`` for that group's clips, ``train`` for every other clip."""
+    """Splits of the clips, one per disjoint group of ``per_fold`` speakers (sorted by name).
+
+    ``test`` holds that group's clips, ``train`` every other clip.
+    """
     names = sorted(set(speakers))
     if len(names) < 2:
-        raise ValueError(f"fsdd-digit-unseen-speaker needs two speakers or more, found {names}")
+        raise InvalidValue(f"fsdd-digit-unseen-speaker needs two speakers or more, found {names}")
     per_fold = min(per_fold, len(names) - 1)
     groups = [names[i:i + per_fold] for i in range(0, len(names), per_fold)]
     return [["test" if s in g else "train" for s in speakers] for g in groups]
@@ -63,7 +66,7 @@ class FSDDSuite(Suite):
         """The prepared manifest (prepared once into ``~/.cache/pocketear/suites``)."""
         src = self.source or data_dir or os.environ.get(SOURCE_ENV)
         if not src:
-            raise FileNotFoundError(
+            raise MissingPath(
                 "the fsdd suite needs the dataset: pass --data-dir PATH (the FSDD folder with "
                 f"recordings/, its zip, or a prepared manifest.csv) or set {SOURCE_ENV}")
         path = Path(src).expanduser()
@@ -82,12 +85,13 @@ class FSDDSuite(Suite):
 
     def tasks(self, data_dir: str | os.PathLike[str] | None = None,
               progress: bool = True) -> list[EvalTask]:
+        """Prepare FSDD under ``data_dir`` once; its digit, speaker and unseen-speaker tasks."""
         corpus = Corpus.open(self.manifest(data_dir, progress))
         missing = {"digit", "speaker", "split"} - set(corpus.columns)
         if missing:
-            raise ValueError(f"{corpus.source}: not an FSDD manifest (no column(s) "
-                             f"{', '.join(sorted(missing))}); prepare it with `pocketear "
-                             "prepare fsdd`")
+            raise InvalidValue(f"{corpus.source}: not an FSDD manifest (no column(s) "
+                               f"{', '.join(sorted(missing))}); prepare it with `pocketear "
+                               "prepare fsdd`")
         digits, speakers = corpus.column("digit"), corpus.column("speaker")
         split = corpus.column("split")
         folds = speaker_folds(speakers, self.per_fold)

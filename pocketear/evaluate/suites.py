@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from pocketear.data.corpus import Corpus, ManifestError
+from pocketear.errors import InvalidValue
+from pocketear.evaluate.metrics import DEFAULT_METRIC, check_metric
 from pocketear.evaluate.splits import (
     SPLITS,
     VALID_FRACTION,
@@ -46,6 +48,8 @@ class EvalTask:
             label-free per-group standardisation view.
         folds: optional further splits of the same clips (e.g. rotations of unseen speakers);
             every score is then the mean over ``[split, *folds]``.
+        metric: how every method is scored on the test clips, a name of
+            :data:`~pocketear.evaluate.metrics.METRICS` (``accuracy``).
     """
 
     name: str
@@ -54,6 +58,7 @@ class EvalTask:
     split: list[str]
     groups: list[str] | None = None
     folds: list[list[str]] = field(default_factory=list)
+    metric: str = DEFAULT_METRIC
 
     def __post_init__(self) -> None:
         n = len(self.corpus)
@@ -63,6 +68,7 @@ class EvalTask:
                              "per clip")
         self.split = check_split_values(self.split, f"task {self.name}")
         self.folds = [check_split_values(f, f"task {self.name}") for f in self.folds]
+        check_metric(self.metric, f"task {self.name}")
 
     @property
     def splits(self) -> list[list[str]]:
@@ -92,7 +98,7 @@ class EvalTask:
                               self.corpus.columns),
             [self.labels[i] for i in keep], [self.split[i] for i in keep],
             None if self.groups is None else [self.groups[i] for i in keep],
-            [[f[i] for i in keep] for f in self.folds])
+            [[f[i] for i in keep] for f in self.folds], self.metric)
 
     def with_valid(self, fraction: float = VALID_FRACTION, seed: int = 0
                    ) -> tuple[EvalTask, list[dict[str, Any]]]:
@@ -133,12 +139,12 @@ class EvalTask:
                 "classes": len(set(y[train].tolist()))})
         if not report:
             return self, []
-        task = EvalTask(self.name, self.corpus, self.labels, splits[0], self.groups, splits[1:])
+        task = EvalTask(self.name, self.corpus, self.labels, splits[0], self.groups, splits[1:],
+                        self.metric)
         return task, report
 
     def chance(self) -> float:
-        """Test accuracy of always answering the most frequent training class (mean over
-        folds)."""
+        """Test accuracy of always answering the most frequent training class (fold mean)."""
         scores = []
         for fold in range(len(self.splits)):
             train = Counter(self.labels[i] for i in self.indices("train", fold))
@@ -200,6 +206,7 @@ class SyntheticSuite(Suite):
 
     def tasks(self, data_dir: str | os.PathLike[str] | None = None,
               progress: bool = True) -> list[EvalTask]:
+        """Generate the synthetic corpus once under ``data_dir``; one task per factor."""
         from pocketear.data.synth.corpus import SYNTH_TASKS, write_corpus
 
         manifest = write_corpus(self.folder(data_dir), minutes=self.minutes, seed=self.seed,
@@ -224,8 +231,8 @@ class SyntheticSuite(Suite):
                                 check_split_values(rows.column("split"), str(manifest)),
                                 rows.column("speaker") if domain == "speech" else None))
         if not out:
-            raise ValueError(f"{manifest}: the synthetic corpus ({self.minutes:g} min) is too "
-                             "small for any task; use minutes >= 2")
+            raise InvalidValue(f"{manifest}: the synthetic corpus ({self.minutes:g} min) is "
+                               "too small for any task; use minutes >= 2")
         return out
 
 
@@ -251,6 +258,7 @@ class ManifestSuite(Suite):
 
     def tasks(self, data_dir: str | os.PathLike[str] | None = None,
               progress: bool = True) -> list[EvalTask]:
+        """One task on the manifest's ``label`` column (``data_dir`` is not used)."""
         corpus = Corpus.open(self.path)
         source = corpus.source
         if self.label not in corpus.columns:

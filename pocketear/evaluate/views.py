@@ -6,6 +6,8 @@ long it is), and a fair table gives it to every row, baselines included, as sepa
 
 from __future__ import annotations
 
+from pocketear.errors import InvalidValue
+
 DEFAULT_VIEW = "clip"
 
 
@@ -26,8 +28,8 @@ def parse_view(view: str) -> tuple[int, bool]:
         elif token.startswith("seg") and token[3:].isdigit() and int(token[3:]) >= 1:
             parts = int(token[3:])
         else:
-            raise ValueError(f"unknown view {view!r}: use clip, seg<k> (e.g. seg3), group-std "
-                             "or seg<k>+group-std")
+            raise InvalidValue(f"unknown view {view!r}: use clip, seg<k> (e.g. seg3), "
+                               "group-std or seg<k>+group-std")
     return parts, group_std
 
 

@@ -116,7 +116,7 @@ def test_report_contents(eval_report: Path) -> None:
 
 
 def test_report_verdict(eval_report: Path) -> None:
-    """cola beats both reference baselines: 'yes'; byol-a does not: 'no'."""
+    """COLA beats both reference baselines: 'yes'; BYOL-A does not: 'no'."""
     text = eval_report.read_text()
     assert 'class="yes"' in text and 'class="no"' in text
 
