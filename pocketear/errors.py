@@ -33,3 +33,7 @@ class PathExists(UserError, FileExistsError):
 
 class NotAFolder(UserError, NotADirectoryError):
     """A path the user named should be a folder."""
+
+
+class MissingDependency(UserError, ImportError):
+    """An optional package that the asked-for feature needs is not installed."""

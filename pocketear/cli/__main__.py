@@ -1,3 +1,5 @@
+"""``python -m pocketear.cli``: the same as the ``pocketear`` command."""
+
 import sys
 
 from pocketear.cli import main

@@ -26,16 +26,18 @@ def command(name: str, add_args: Callable[[argparse.ArgumentParser], None]):
 
 
 def _user_error(err: BaseException) -> bool:
-    """Errors caused by the user's input: printed as one line, exit status 2, no traceback."""
-    from pocketear.audio.io import AudioError
-    from pocketear.data.recipes.base import RecipeError
-    from pocketear.export.onnx import ExportError
+    """Whether ``err`` was caused by the user's input (:class:`~pocketear.errors.UserError`).
 
-    return isinstance(err, ValueError | FileNotFoundError | FileExistsError | KeyError
-                      | NotADirectoryError | AudioError | RecipeError | ExportError)
+    Those are printed as one line, exit status 2, no traceback; anything else is a bug and
+    keeps its traceback.
+    """
+    from pocketear.errors import UserError
+
+    return isinstance(err, UserError)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``pocketear`` parser with one sub-command per registered :func:`command`."""
     from pocketear import __version__
 
     parser = argparse.ArgumentParser(
@@ -59,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv``); returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -70,6 +73,5 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         if not _user_error(err):
             raise
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"pocketear {args.command}: error: {msg}", file=sys.stderr)
+        print(f"pocketear {args.command}: error: {err}", file=sys.stderr)
         return 2

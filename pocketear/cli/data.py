@@ -6,9 +6,10 @@ import argparse
 from pathlib import Path
 
 from pocketear.cli.core import command
+from pocketear.errors import InvalidValue
+from pocketear.registry import KINDS
 
-LIST_KINDS = {"encoders": "encoder", "tasks": "task", "augmentations": "augmentation",
-              "suites": "suite", "recipes": "recipe", "probes": "probe", "frontends": "frontend"}
+LIST_KINDS = {f"{kind}s": kind for kind in KINDS}  # `pocketear list encoders` ... `baselines`
 
 
 # --- list ---------------------------------------------------------------------------------
@@ -19,8 +20,11 @@ def _list_args(p: argparse.ArgumentParser) -> None:
 
 @command("list", _list_args)
 def _list(args: argparse.Namespace) -> int:
-    """List everything registered: encoders (with size, cost and the embedding size of each
-    read-out, ``--set encoder.readout=POOLING:SOURCE``), tasks, suites, recipes, ..."""
+    """List everything registered: encoders, tasks, suites, recipes, ...
+
+    Encoders come with their size, cost and the embedding size of each read-out
+    (``--set encoder.readout=POOLING:SOURCE``).
+    """
     from pocketear.encoders.base import DEFAULT_READOUT
     from pocketear.registry import available, create, describe
 
@@ -113,7 +117,7 @@ def _prepare(args: argparse.Namespace) -> int:
     for item in args.options:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--opt {item!r}: expected KEY=VALUE")
+            raise InvalidValue(f"--opt {item!r}: expected KEY=VALUE")
         options[key.strip()] = value
     result = prepare(args.recipe, args.source, args.out, progress=not args.no_progress,
                      **options)
@@ -150,7 +154,7 @@ def _cache(args: argparse.Namespace) -> int:
     given = OmegaConf.to_container(OmegaConf.from_dotlist(args.overrides))
     unknown = set(given) - fields  # type: ignore[arg-type]
     if unknown:
-        raise ValueError(f"unknown frontend option(s) {sorted(unknown)}; known: {sorted(fields)}")
+        raise InvalidValue(f"unknown frontend option(s) {sorted(unknown)}; known: {sorted(fields)}")
     cfg = LogMelConfig(**given)  # type: ignore[arg-type]
     cache = build_cache(Corpus.open(args.data), args.out, cfg, workers=args.workers)
     print(f"cache {cache.root}: {len(cache)} clips, {cache.index['total_frames']} frames, "

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from pocketear.cli.core import command
+from pocketear.errors import InvalidValue
 
 
 def _export_args(p: argparse.ArgumentParser) -> None:
@@ -34,12 +35,12 @@ def _export(args: argparse.Namespace) -> int:
     from pocketear.export.onnx import export_onnx
 
     if args.calibration and not args.int8:
-        raise ValueError("--calibration only applies with --int8")
+        raise InvalidValue("--calibration only applies with --int8")
     if args.format == "pte":
         from pocketear.export.pte import export_pte
 
         if args.int8:
-            raise ValueError("--int8 is for --format onnx; the .pte export is fp32 (XNNPACK)")
+            raise InvalidValue("--int8 is for --format onnx; the .pte export is fp32 (XNNPACK)")
         report = export_pte(args.checkpoint, args.out, force=args.force)
         print(f"wrote {args.out} ({report['bytes'] / 1024:.1f} KB, fp32, ExecuTorch XNNPACK) "
               f"and {args.out}.json")
@@ -75,7 +76,7 @@ def _embed(args: argparse.Namespace) -> int:
     from pocketear.export.stream import embed_files
 
     if args.hop_ms is not None and not args.frames:
-        raise ValueError("--hop-ms only applies with --frames")
+        raise InvalidValue("--hop-ms only applies with --frames")
     info = embed_files(args.model, args.inputs, args.out, hop_ms=args.hop_ms,
                        frames=args.frames, progress=not args.no_progress, threads=args.threads)
     print(f"wrote {info['out']}: {info['rows']} embedding(s) of {info['embedded']} file(s) "

@@ -1,5 +1,7 @@
-"""Target commands of the masked-prediction tasks: ``cluster`` (HuBERT) and ``tokenizer``
-(BEATs)."""
+"""Target commands of the masked-prediction tasks.
+
+``cluster`` fits HuBERT's k-means targets; ``tokenizer`` trains BEATs' tokenizer.
+"""
 
 from __future__ import annotations
 

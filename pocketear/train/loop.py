@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from pocketear import __version__
 from pocketear.data.cache import FeatureCache, build_cache
 from pocketear.data.corpus import Corpus
-from pocketear.errors import InvalidValue, PathExists
+from pocketear.errors import InvalidValue, PathExists, UserError
 from pocketear.tasks.base import Batch, Task
 from pocketear.train.augment_state import prepare_augment
 from pocketear.train.batches import BatchSampler, filter_short_clips, steps_for_epochs
@@ -98,6 +98,10 @@ def resume_run(out: str | Path, steps: int | None = None,
     return _train(cfg, run_dir, state, progress)
 
 
+class LossDiverged(UserError, FloatingPointError):
+    """The loss became NaN or infinite: a setting to change (the learning rate, clipping)."""
+
+
 @dataclass
 class StepResult:
     """What one optimisation step returns: the loss, the task's logs and the gradient norm."""
@@ -117,13 +121,13 @@ def train_step(task: Task, optimiser: torch.optim.Optimizer, batch: Batch, step:
     ``task.after_step(step)``.
 
     Raises:
-        FloatingPointError: the loss is not finite (nothing has been updated yet).
+        LossDiverged: the loss is not finite (nothing has been updated yet).
     """
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         loss, logs = task.step(batch)
     if not torch.isfinite(loss):
-        raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower optim.lr "
-                                 "or enable gradient clipping (optim.grad_clip)")
+        raise LossDiverged(f"loss became {loss.item()} at step {step}; lower optim.lr "
+                           "or enable gradient clipping (optim.grad_clip)")
     optimiser.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = (torch.nn.utils.clip_grad_norm_(task.parameters(), grad_clip)
@@ -194,8 +198,10 @@ class _Run:
 
     def logs(self, done: int, batch: Batch, out: StepResult, epoch: int,
              rate: float) -> dict[str, float]:
-        """The metrics written every ``log_every`` steps (collapse monitors every
-        ``monitor_every``)."""
+        """The metrics written every ``log_every`` steps.
+
+        The collapse monitors (``emb_std``, ``eff_rank``) are added every ``monitor_every``.
+        """
         logs = {**{k: float(torch.as_tensor(v).detach()) for k, v in out.logs.items()},
                 "loss": float(out.loss.detach()), "lr": self.scheduler.get_last_lr()[0],
                 "grad_norm": float(out.grad_norm), "examples_per_s": rate, "epoch": epoch}
@@ -227,7 +233,7 @@ def _train(cfg: RunConfig, run_dir: Path, state: dict[str, Any] | None,
         try:
             out = train_step(task, run.optimiser, batch, step, run.scheduler,
                              cfg.optim.grad_clip, tcfg.bf16)
-        except FloatingPointError:
+        except LossDiverged:
             run.checkpoint(step)  # the state before the failed step, for a lower-lr resume
             raise
         examples += cfg.optim.batch_size
