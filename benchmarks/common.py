@@ -1,7 +1,7 @@
 """Helpers shared by the benchmarks: median timing, matmul roofline, machine info, JSON output.
 
-Benchmarks run on shared, noisy machines (BENCHMARKS §2): report medians of several repeats and,
-where possible, ratios measured side by side in the same run.
+Benchmarks run on shared, noisy machines (see ``docs/benchmarks.md``): report medians of several
+repeats and, where possible, ratios measured side by side in the same run.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import torch
 
 
 def median(values: Sequence[float]) -> float:
+    """The median as a plain float (robust to the outliers a shared machine produces)."""
     return float(statistics.median(values))
 
 
@@ -36,8 +37,10 @@ def time_calls(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> list[flo
 
 
 def matmul_gflops(dtype: torch.dtype = torch.float32, n: int = 2048, repeats: int = 3) -> float:
-    """Median GFLOP/s of an ``n × n`` matmul (``2 n³`` FLOPs) at the current torch threads:
-    the practical compute roofline of this machine, measured in the caller's run."""
+    """Median GFLOP/s of an ``n × n`` matmul (``2 n³`` FLOPs) at the current torch threads.
+
+    This is the practical compute roofline of this machine, measured in the caller's run.
+    """
     g = torch.Generator().manual_seed(0)
     a = torch.randn(n, n, generator=g).to(dtype)
     b = torch.randn(n, n, generator=g).to(dtype)
@@ -75,6 +78,7 @@ def machine_info() -> dict[str, Any]:
 
 
 def write_json(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
+    """Write ``data`` as indented JSON to ``path``, creating its folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")

@@ -1,4 +1,6 @@
-"""Frontend benchmark: our log-mel vs librosa, plus decode + resample throughput (BENCHMARKS §2).
+"""Frontend benchmark: our log-mel vs librosa, plus decode + resample throughput.
+
+Results and targets: ``docs/benchmarks.md`` §1.
 
 Usage::
 
@@ -191,6 +193,7 @@ def machine_info() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the frontend benchmark from the command line; prints a table, returns the JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path, required=True, help="where to write the results")
     ap.add_argument("--repeats", type=int, default=7, help="timed repeats (median; >= 5)")

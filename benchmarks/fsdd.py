@@ -18,7 +18,8 @@ then one ``evaluate`` call per setting scores the setting's checkpoints and the 
 (logmel-stats, random-init, supervised) on the ``fsdd`` suite (official digit, speaker, digit on
 unseen speakers), all labels and ``--shots``, in every label-free view (``clip``, ``seg3``,
 ``group-std``, ``seg3+group-std``), ``--seeds`` seeds. Runs are resumable (a finished run folder
-is reused). BENCHMARKS §1: a task "works" when it beats both logmel-stats and random-init.
+is reused). A task "works" when it beats both logmel-stats and random-init (the criterion
+of ``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def pretraining_sources(args: argparse.Namespace) -> dict[str, tuple[Path, list[
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Pretrain per setting, evaluate on the fsdd suite, print the tables; returns the JSON."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="the FSDD folder (recordings/), zip or manifest")
     p.add_argument("--json", required=True, help="write the results here")

@@ -1,4 +1,6 @@
-"""On-device inference benchmark: size, latency and int8 fidelity of every encoder (BENCHMARKS §2).
+"""On-device inference benchmark: size, latency and int8 fidelity of every encoder.
+
+Results and targets: ``docs/benchmarks.md`` §4.
 
 Usage::
 
@@ -79,6 +81,11 @@ def _latency(fn: Any, calls: int) -> float:
 
 def bench_encoder(name: str, manifest: Path, out: Path, args: argparse.Namespace,
                   readout: str | None = None) -> dict:
+    """Pretrain, export (fp32, int8, ``.pte`` when available) and time one encoder.
+
+    ``readout`` exports the same weights with another read-out. Returns sizes, latencies per
+    thread count and the int8 cosine to fp32 PyTorch.
+    """
     from pocketear.data.corpus import Corpus
     from pocketear.encoders.base import Readout
     from pocketear.export.graph import window_samples
@@ -157,6 +164,7 @@ def bench_encoder(name: str, manifest: Path, out: Path, args: argparse.Namespace
 
 
 def report(res: dict[str, Any]) -> str:
+    """The console summary: one table row per encoder and thread count, then the targets."""
     rows = []
     for name, r in res["encoders"].items():
         for t in res["config"]["threads"]:
@@ -187,6 +195,7 @@ def report(res: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Benchmark every ``--encoders`` entry, print the report; returns the JSON."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--json", required=True, help="write the results here")
     p.add_argument("--out", type=Path, default=Path("out/bench_inference"), help="work folder")

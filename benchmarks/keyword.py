@@ -1,6 +1,9 @@
-"""Label-deficient keyword spotting (issue 8; BENCHMARKS §1.4): data2vec pretraining of KWT on
-unlabeled audio, then fine-tuning / linear probing with few labels, against the same model
-trained from scratch on the same labels.
+"""Label-deficient keyword spotting (issue 8): data2vec-pretrained KWT vs training from scratch.
+
+data2vec pretraining of KWT on unlabeled audio, then fine-tuning / linear probing with few
+labels, against the same model trained from scratch on the same labels (the setting of Bovbjerg
+& Tan, "Improving label-deficient keyword spotting through self-supervised pretraining", arXiv
+2210.01703, 2022; results in ``docs/benchmarks.md`` §7.2).
 
 Usage::
 
@@ -65,6 +68,7 @@ DEFAULT_FT = {"kwt1": 200, "kwt2": 100, "kwt3": 50}
 
 
 def parse_sizes(spec: str, default: dict[str, int]) -> dict[str, int]:
+    """``"kwt1=300,kwt2=100"`` over ``default``: the per-size values of an option."""
     out = dict(default)
     for part in filter(None, spec.split(",")):
         k, v = part.split("=")
@@ -74,6 +78,7 @@ def parse_sizes(spec: str, default: dict[str, int]) -> dict[str, int]:
 
 def pretrain_size(size: str, manifest: Path, out: Path, steps: int, batch: int,
                   lr: float) -> tuple[Path, dict[str, Any]]:
+    """Pretrain data2vec on one KWT size (or reuse a finished run); returns (run, summary)."""
     run = out / f"pretrain_{size}"
     if (run / "summary.json").is_file():
         return run, json.loads((run / "summary.json").read_text())
@@ -103,6 +108,7 @@ def stratified(y: np.ndarray, idx: np.ndarray, rng: np.random.Generator,
 
 def segments(model: Pretrained, clips: list[np.ndarray], idx: np.ndarray,
              y: np.ndarray) -> Segments:
+    """Window embeddings of clips ``idx`` with their owners and labels, as a probe takes them."""
     embs = model.embed_clips([torch.from_numpy(clips[i]) for i in idx])
     owner = np.repeat(np.arange(len(idx)), [len(e) for e in embs])
     return Segments(np.concatenate(embs), owner, y[idx])
@@ -110,6 +116,7 @@ def segments(model: Pretrained, clips: list[np.ndarray], idx: np.ndarray,
 
 def probe_acc(model: Pretrained, clips: list[np.ndarray], y: np.ndarray, train: np.ndarray,
               test: np.ndarray, seed: int) -> float:
+    """Test accuracy of a linear probe on the frozen embeddings of ``model``."""
     probe = LinearProbe().fit(segments(model, clips, train, y), None, 10, seed)
     return probe.accuracy(segments(model, clips, test, y))
 
@@ -132,8 +139,11 @@ def finetune_acc(encoder: torch.nn.Module, clips: list[np.ndarray], y: np.ndarra
 def finetune_selected(encoder: torch.nn.Module, clips: list[np.ndarray], y: np.ndarray,
                       train: np.ndarray, test: np.ndarray, valid: np.ndarray, seed: int,
                       steps: int, lrs: list[float]) -> tuple[float, float]:
-    """Fine-tune at every candidate lr; the test accuracy at the lr with the best accuracy on
-    ``valid`` (labelled train clips outside ``train``, never the test split), and that lr."""
+    """Fine-tune at every candidate lr; returns the test accuracy at the best lr, and that lr.
+
+    The best lr is the one with the best accuracy on ``valid`` (labelled train clips outside
+    ``train``, never the test split).
+    """
     if len(lrs) == 1:
         return finetune_acc(copy.deepcopy(encoder), clips, y, train, test, seed, steps,
                             lrs[0])[0], lrs[0]
@@ -144,6 +154,7 @@ def finetune_selected(encoder: torch.nn.Module, clips: list[np.ndarray], y: np.n
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Pretrain per KWT size, fine-tune and probe per seed and label setting; returns the JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="../shared/data/fsdd", help="FSDD folder or manifest")
     ap.add_argument("--out", type=Path, default=Path("out/keyword"))

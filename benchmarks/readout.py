@@ -52,6 +52,7 @@ def with_readout(checkpoint: Path, readout: str, out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Re-read the runs' checkpoints with every read-out and evaluate them; returns the JSON."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", nargs="+", required=True,
                    help="run folders (globs allowed), e.g. 'out/bench_fsdd/both/runs/*/seed*'")

@@ -15,8 +15,9 @@ Writes the synthetic corpus (``--minutes`` of audio, half labelled 1 s events, h
 long-form recordings), pretrains every task on the long-form half only (labels unused), then
 evaluates every checkpoint in **one** ``evaluate`` call, so the baselines (log-mel statistics, the
 same encoder randomly initialised, the same encoder trained supervised) are measured on the same
-splits with the same seeds. Runs are resumable: an existing run folder is reused. BENCHMARKS §1:
-a task "works" when it beats both logmel-stats and random-init on the suite average.
+splits with the same seeds. Runs are resumable: an existing run folder is reused. A task
+"works" when it beats both logmel-stats and random-init on the suite average (the criterion of
+``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
@@ -52,9 +53,11 @@ def pretrain_all(tasks: list[str], manifest: Path, out: Path, encoder: str, step
                  filters: tuple[str, ...] = ("data.where.kind=longform",),
                  cache_dir: Path | None = None, extra: tuple[str, ...] = ()
                  ) -> dict[str, dict[str, Any]]:
-    """Pretrain (or reuse) ``seeds`` runs per variant; returns, per method name, the
-    checkpoint, wall time and final loss. ``sets`` adds overrides per task name, ``extra`` to
-    every run (a variant's own overrides come last)."""
+    """Pretrain (or reuse) ``seeds`` runs per variant; returns checkpoint, time and loss of each.
+
+    The result is keyed by method name. ``sets`` adds overrides per task name, ``extra`` to
+    every run (a variant's own overrides come last).
+    """
     from pocketear.train.checkpoint import load_checkpoint
     from pocketear.train.config import load_config
     from pocketear.train.loop import pretrain
@@ -84,6 +87,7 @@ def pretrain_all(tasks: list[str], manifest: Path, out: Path, encoder: str, step
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Write the corpus, pretrain every variant, evaluate them in one call; returns the JSON."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--json", required=True, help="write the results here")
     p.add_argument("--out", type=Path, default=Path("out/bench_synthetic"),

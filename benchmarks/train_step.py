@@ -1,5 +1,7 @@
-"""Training-step benchmark for ``mobile_100`` (BENCHMARKS §2, target: ≥ 50 % of the measured fp32
-matmul roofline; input pipeline ≤ 10 % of step time with the feature cache).
+"""Training-step benchmark for ``mobile_100``, against the matmul roofline measured in the run.
+
+Targets: ≥ 50 % of the measured fp32 matmul roofline; input pipeline ≤ 10 % of step time with
+the feature cache (results in ``docs/benchmarks.md`` §2).
 
 Usage::
 
@@ -77,6 +79,7 @@ LOOP_MODE = "fp32_channels_last"  # TrainConfig defaults: channels_last=True, bf
 
 # --- FLOP counting ----------------------------------------------------------------------------
 def count_flops(fn: Callable[[], Any]) -> int:
+    """FLOPs ``torch.utils.flop_counter`` counts in one call of ``fn``."""
     with FlopCounterMode(display=False) as counter:
         fn()
     return int(counter.get_total_flops())
@@ -108,11 +111,13 @@ class EncoderStep:
         self.batch = batch
 
     def loss(self) -> torch.Tensor:
+        """Cross-entropy of the head on the fixed batch (under bf16 autocast in ``bf16`` mode)."""
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             logits = self.model["head"](self.model["encoder"].embed(self.x))
             return F.cross_entropy(logits, self.y)
 
     def __call__(self) -> None:
+        """One timed step: loss, backward, AdamW."""
         loss = self.loss()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -139,11 +144,13 @@ class TaskStep:
         self.steps = 0
 
     def loss(self, batch: Batch) -> torch.Tensor:
+        """The task's loss on ``batch``, autocast as the loop does in this mode."""
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             loss, _ = self.task.step(batch)
         return loss
 
     def __call__(self, batch: Batch) -> None:
+        """One timed step: ``pocketear.train.loop.train_step``, the loop's own."""
         train_step(self.task, self.opt, batch, self.steps, grad_clip=self.grad_clip,
                    bf16=self.bf16)
         self.steps += 1
@@ -168,8 +175,10 @@ class TaskStep:
 
 # --- data: synthetic long-form corpus, feature cache, cached / uncached clip readers ---------
 def make_corpus(root: Path, minutes: float) -> Corpus:
-    """Long-form half of the synthetic corpus (the pretraining split), or plain WAVs if the
-    synthetic generator is not available."""
+    """Long-form half of the synthetic corpus (the pretraining split).
+
+    Falls back to plain WAVs of tones in noise if the synthetic generator is not available.
+    """
     try:
         from pocketear.data.synth.corpus import write_corpus
     except ImportError:
@@ -195,8 +204,10 @@ def make_corpus(root: Path, minutes: float) -> Corpus:
 
 def clip_readers(cache: FeatureCache) -> tuple[Callable[[int], np.ndarray],
                                                Callable[[int], np.ndarray]]:
-    """(cached, uncached) clip functions returning the normalised log-mel ``(T, F)`` of clip i;
-    the cached one is exactly ``pocketear.train.loop``'s."""
+    """(cached, uncached) clip functions returning the normalised log-mel ``(T, F)`` of clip i.
+
+    The cached one is exactly ``pocketear.train.loop``'s.
+    """
     mean, std = cache.mean, cache.std
     paths = cache.paths
     frontend = LogMel(cache.frontend_config)
@@ -223,6 +234,7 @@ def timed(fn: Callable[[], Any]) -> tuple[float, float]:
 
 
 def repeat_steps(step: Callable[[], None], n: int) -> Callable[[], None]:
+    """A function that calls ``step`` ``n`` times (one timed block)."""
     def run() -> None:
         for _ in range(n):
             step()
@@ -231,6 +243,7 @@ def repeat_steps(step: Callable[[], None], n: int) -> Callable[[], None]:
 
 def summarise_mode(rate: list[float], frac: list[float], util: list[float], flops: float,
                    roof_1t: list[float] | None = None) -> dict[str, Any]:
+    """Medians of one mode's repeats: examples/s, GFLOP/s, fraction of roofline, CPU use."""
     out = {
         "examples_per_s": median(rate),
         "examples_per_s_all": [round(r, 2) for r in rate],
@@ -341,6 +354,7 @@ def bench_task(args: argparse.Namespace, name: str, encoder: nn.Module,
 
 # --- report -----------------------------------------------------------------------------------
 def report(res: dict[str, Any]) -> str:
+    """The console summary: the encoder modes, the tasks and the input pipeline, with targets."""
     rows = []
     blocks = [res["encoder_step"]]
     if "threads_1" in res:
@@ -394,6 +408,7 @@ def report(res: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Measure the encoder step, every task's step and the input pipeline; returns the JSON."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--json", required=True, help="write the results here")
     p.add_argument("--batch", type=int, default=64)

@@ -38,9 +38,12 @@ def run_name(name: str, seed: int, n_seeds: int) -> str:
 
 
 def merge_pretrain_seeds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows of ``NAME#sN`` runs pooled into one ``NAME`` row per setting whose ``values`` are
-    the runs' means in seed order, so the table's ± is the spread over *pretraining* seeds
-    (a frozen-embedding probe is nearly deterministic; the pretraining run is the noise)."""
+    """Rows of ``NAME#sN`` runs pooled into one ``NAME`` row per setting.
+
+    The pooled row's ``values`` are the runs' means in seed order, so the table's ± is the
+    spread over *pretraining* seeds (a frozen-embedding probe is nearly deterministic; the
+    pretraining run is the noise).
+    """
     pooled: dict[tuple, dict[str, Any]] = {}
     out: list[dict[str, Any]] = []
     for r in rows:
@@ -65,8 +68,7 @@ def merge_pretrain_seeds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def task_sets(specs: list[str], base: dict[str, list[str]] | None = None
               ) -> dict[str, list[str]]:
-    """``["slicer:task.tau=0.99", ...]`` → ``{"slicer": ["task.tau=0.99"]}`` added to
-    ``base``."""
+    """``["slicer:task.tau=0.99", ...]`` → ``{"slicer": ["task.tau=0.99"]}`` added to ``base``."""
     out = {k: list(v) for k, v in (base or {}).items()}
     for spec in specs:
         task, sep, kv = spec.partition(":")

@@ -25,6 +25,7 @@ DEFAULTS = {"task": "temporal_gap", "encoder": "mobile_100", "steps": 400, "batc
 
 def run(out: Path, task: str, encoder: str, steps: int, minutes: float, seeds: int,
         resume: bool = True) -> Path:
+    """Pretrain ``task`` on the built-in corpus, evaluate it and its baselines, write a report."""
     from pocketear.evaluate.report import write_report
     from pocketear.evaluate.runner import evaluate
     from pocketear.evaluate.suites import SyntheticSuite
@@ -67,6 +68,7 @@ def run(out: Path, task: str, encoder: str, steps: int, minutes: float, seeds: i
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m pocketear.demo``: parse ``argv`` and :func:`run`; returns the exit status."""
     p = argparse.ArgumentParser(prog="python -m pocketear.demo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default demo)")

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pocketear.errors import InvalidValue
 from pocketear.export.runtime import Embedder, cut_windows, load_embedder
 
 TIMESTAMP_HOP_MS = 50.0  # HEAR asks for <= 50 ms (onset tolerance of its transcription tasks)
@@ -35,8 +36,11 @@ __all__ = ["HearModel", "get_scene_embeddings", "get_timestamp_embeddings", "loa
 
 
 class HearModel(nn.Module):
-    """A pocketear embedder behind the HEAR attributes (``.to(device)`` is accepted and ignored:
-    inference runs on the CPU, where these models are meant to run)."""
+    """A pocketear embedder behind the HEAR attributes.
+
+    ``.to(device)`` is accepted and ignored: inference runs on the CPU, where these models are
+    meant to run.
+    """
 
     def __init__(self, embedder: Embedder, hop_ms: float = TIMESTAMP_HOP_MS) -> None:
         super().__init__()
@@ -47,6 +51,7 @@ class HearModel(nn.Module):
         self.hop_ms = float(hop_ms)
 
     def extra_repr(self) -> str:
+        """Backend, rate, embedding size and hop, shown by ``print(model)``."""
         return (f"backend={self.embedder.backend}, sample_rate={self.sample_rate}, "
                 f"embedding_size={self.scene_embedding_size}, hop_ms={self.hop_ms}")
 
@@ -79,15 +84,17 @@ def _as_batch(audio: torch.Tensor | np.ndarray, model: HearModel) -> np.ndarray:
         audio = audio.detach().cpu().numpy()
     wave = np.asarray(audio, dtype=np.float32)
     if wave.ndim != 2 or wave.shape[1] == 0:
-        raise ValueError(f"audio must be (n_sounds, n_samples) with n_samples > 0, got "
+        raise InvalidValue(f"audio must be (n_sounds, n_samples) with n_samples > 0, got "
                          f"{wave.shape}")
     return wave
 
 
 def get_timestamp_embeddings(audio: torch.Tensor,
                              model: HearModel) -> tuple[torch.Tensor, torch.Tensor]:
-    """Embeddings ``(n_sounds, n_timestamps, D)`` and timestamps ``(n_sounds, n_timestamps)`` ms,
-    both float32 tensors, one every ``model.hop_ms`` (50 ms) from 0 to the clip length."""
+    """Embeddings ``(n_sounds, n_timestamps, D)`` and timestamps ``(n_sounds, n_timestamps)`` ms.
+
+    Both are float32 tensors, one every ``model.hop_ms`` (50 ms) from 0 to the clip length.
+    """
     wave = _as_batch(audio, model)
     emb = model.embedder
     centres, times = emb.framing.frame_centres(wave.shape[1], model.hop_ms)

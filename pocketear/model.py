@@ -56,6 +56,7 @@ class Pretrained:
 
     @property
     def sample_rate(self) -> int:
+        """The rate in Hz the frontend expects audio at (files are resampled to it)."""
         return self.frontend.cfg.sample_rate
 
     @property
@@ -71,8 +72,10 @@ class Pretrained:
 
     def embed_segments(self, logmel: torch.Tensor, hop: int | None = None,
                        batch: int = 64) -> np.ndarray:
-        """Read-out embeddings ``(S, D)`` of consecutive encoder windows of a normalised log-mel
-        (one window of the clip's own length when it is shorter than ``input_frames``)."""
+        """Read-out embeddings ``(S, D)`` of consecutive encoder windows of a normalised log-mel.
+
+        A log-mel shorter than ``input_frames`` is one window of its own length.
+        """
         windows = segment(torch.as_tensor(logmel), self.encoder.input_frames, hop)
         return read_windows(self.encoder, [windows], batch)[0]
 

@@ -21,8 +21,10 @@ def write_tone(path: Path, freq: float, seconds: float = 1.0, sr: int = 16000,
 
 
 def write_tone_manifest(root: Path, n: int, seconds: float) -> Path:
-    """``n`` low/high tone clips under ``root/audio`` and ``root/labels.csv`` listing them
-    (``path,label,split``: pairs of clips cycle through train, train, valid, test)."""
+    """``n`` low/high tone clips under ``root/audio`` and ``root/labels.csv`` listing them.
+
+    The CSV is ``path,label,split``: pairs of clips cycle through train, train, valid, test.
+    """
     lines = ["path,label,split"]
     for i in range(n):
         label = "low" if i % 2 else "high"

@@ -1,5 +1,6 @@
-"""The examples run as written, each in its own process (so they cannot go stale, and what
-they register never leaks into the other tests' registry).
+"""The examples run as written, each in its own process.
+
+So they cannot go stale, and what they register never leaks into the other tests' registry.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""The package's floors: a lower layer never imports an upper one, modules form no import cycle
-and no module imports a private name from another module.
+"""The package's floors: imports go only downwards, with no cycles and no private names.
+
+A lower layer never imports an upper one, modules form no import cycle and no module imports a
+private name from another module.
 
 Layers, bottom up: the foundation (``errors``, ``registry``, ``_version``), the blocks (audio,
 data, frontends, encoders, heads, losses, augment), ``tasks``, ``train``, ``model``, the drivers

@@ -1,9 +1,9 @@
 """Audio file I/O: decode anything to float32 mono at one sample rate, or say clearly why not.
 
-Every model in pocketear sees the same audio contract (DESIGN.md §3): float32, mono, in [-1, 1],
-at the model's sample rate. This module is the only place that touches decoders, so the rest of
-the code never has to care whether a file was a 44.1 kHz stereo FLAC or an AAC phone recording
-misleadingly named ``.mp3``.
+Every model in pocketear sees the same audio contract (README, "Data"): float32, mono, in
+[-1, 1], at the model's sample rate. This module is the only place that touches decoders, so the
+rest of the code never has to care whether a file was a 44.1 kHz stereo FLAC or an AAC phone
+recording misleadingly named ``.mp3``.
 
 Decoding is chosen by content, never by extension: libsndfile (via ``soundfile``) is tried first
 because it is fast and can seek; PyAV (FFmpeg) is the fallback for what libsndfile cannot read
@@ -30,6 +30,8 @@ import av
 import numpy as np
 import soundfile as sf
 import soxr
+
+from pocketear.errors import UserError
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -58,8 +60,8 @@ Only used to *find* files; decoding never trusts the extension.
 _REENCODE_HINT = "Re-encode it to WAV/FLAC or remove it from the manifest."
 
 
-class AudioError(Exception):
-    """A file could not be turned into usable audio.
+class AudioError(UserError):
+    """A file could not be turned into usable audio (a user error: the file, not our code).
 
     Attributes:
         path: The offending file, as given by the caller.
@@ -79,8 +81,10 @@ class AudioError(Exception):
 
 
 class AudioSkippedWarning(UserWarning):
-    """Formerly emitted per skipped file; skipped files are now reported by
-    :func:`report_skipped` as one plain stderr line. Kept so existing imports keep working."""
+    """Formerly emitted per skipped file; kept so existing imports keep working.
+
+    Skipped files are now reported by :func:`report_skipped` as one plain stderr line.
+    """
 
 
 def report_skipped(path: str | os.PathLike[str], reason: str) -> str:

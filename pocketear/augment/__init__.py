@@ -1,7 +1,7 @@
-"""Augmentations of log-mel slices, registered (``pocketear list augmentations``) and composed
-from config as a list of ``{name, params}`` (DESIGN §2).
+"""Augmentations of log-mel slices, registered by name and composed from a run's config.
 
-Importing this package registers them. A task applies ``task.view(x, rng)`` to the slices its
+A run config lists them as ``{name, params}`` entries; ``pocketear list augmentations`` names
+them. Importing this package registers them. A task applies ``task.view(x, rng)`` to the slices its
 definition treats as separate views (a triplet's anchor, positive and negative; TemporalGap's
 two slices; the encoder inputs of Audio2Vec), so every view gets its own random draw.
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from pocketear.errors import InvalidValue
 from pocketear.frontends.logmel import LogMelConfig
 
 
@@ -28,9 +29,11 @@ class Augmentation:
     stochastic: bool = True
 
     def bind(self, frontend: LogMelConfig) -> Augmentation:
+        """This augmentation for ``frontend``'s mel bins (default: nothing depends on them)."""
         return self
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The augmented slice, drawing any randomness from ``rng`` only."""
         raise NotImplementedError
 
     def fit(self, clips: Sequence[np.ndarray], rng: np.random.Generator,
@@ -44,13 +47,14 @@ class Augmentation:
     def load_state(self, state: Mapping[str, np.ndarray]) -> None:
         """Restore ``state()``; an augmentation without state accepts only an empty one."""
         if state:
-            raise ValueError(f"{type(self).__name__} has no fitted state, got {sorted(state)}")
+            raise InvalidValue(f"{type(self).__name__} has no fitted state, got {sorted(state)}")
 
     def reset(self) -> None:
         """Forget transient state gathered while augmenting (memory banks)."""
 
     @property
     def needs_fit(self) -> bool:
+        """Whether the subclass overrides :meth:`fit` (so the training loop must call it)."""
         return type(self).fit is not Augmentation.fit
 
 
@@ -73,8 +77,11 @@ class Clips(Sequence[np.ndarray]):
 
 
 class _Augmented(Clips):
-    """Clips passed through augmentations, clip ``i`` with its own seeded draw (first cut to a
-    random window of ``frames`` frames when longer and ``frames`` is given)."""
+    """Clips passed through augmentations, clip ``i`` with its own seeded draw.
+
+    Each clip is first cut to a random window of ``frames`` frames when longer and ``frames`` is
+    given.
+    """
 
     def __init__(self, clips: Sequence[np.ndarray], augs: Sequence[Augmentation],
                  seed: int, frames: int | None = None) -> None:
@@ -97,19 +104,22 @@ class Compose(Augmentation):
         self.augmentations = list(augmentations)
 
     def bind(self, frontend: LogMelConfig) -> Compose:
+        """Bind every member to ``frontend``."""
         self.augmentations = [a.bind(frontend) for a in self.augmentations]
         return self
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The members applied in order, as one contiguous float32 slice."""
         for aug in self.augmentations:
             x = aug(x, rng)
         return np.ascontiguousarray(x, dtype=np.float32)
 
     def fit(self, clips: Sequence[np.ndarray], rng: np.random.Generator,
             progress: bool = False, frames: int | None = None) -> None:
-        """Fit members in order, each on the clips as the members before it transform them (so
-        ``post_norm`` learns the statistics of augmented inputs, as BYOL-A's Post-Norm does);
-        then reset every member, so training starts with empty memory banks.
+        """Fit members in order, each on the clips as the members before it transform them.
+
+        So ``post_norm`` learns the statistics of augmented inputs, as BYOL-A's Post-Norm does;
+        then every member is reset, so training starts with empty memory banks.
 
         A member preceded only by deterministic ones (``pre_norm``) sees whole clips (k-mix
         clusters whole clips' time averages); one preceded by a stochastic augmentation sees a
@@ -131,18 +141,24 @@ class Compose(Augmentation):
                 for i, a in enumerate(self.augmentations) for k, v in a.state().items()}
 
     def load_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Give each member its part of a :meth:`state` dict.
+
+        Raises:
+            InvalidValue: a key that names no member of this chain (the config changed).
+        """
         parts: dict[int, dict[str, np.ndarray]] = {i: {} for i in range(len(self.augmentations))}
         for key, value in state.items():
             index, cls, name = (key.split(".", 2) + ["", ""])[:3]
             i = int(index) if index.isdigit() else -1
             if i not in parts or type(self.augmentations[i]).__name__ != cls or not name:
-                raise ValueError(f"augment state key {key!r} does not match the augmentations "
+                raise InvalidValue(f"augment state key {key!r} does not match the augmentations "
                                  f"{[type(a).__name__ for a in self.augmentations]}")
             parts[i][name] = np.asarray(value)
         for i, aug in enumerate(self.augmentations):
             aug.load_state(parts[i])
 
     def reset(self) -> None:
+        """Reset every member."""
         for aug in self.augmentations:
             aug.reset()
 
@@ -152,7 +168,7 @@ def build_augment(specs: Sequence[Mapping[str, Any]] | None,
     """``[{name, params}, ...]`` → a bound :class:`Compose` (None when the list is empty).
 
     Raises:
-        ValueError: an entry without ``name``, an unknown name or a bad parameter.
+        InvalidValue: an entry without ``name``, an unknown name or a bad parameter.
     """
     from pocketear.registry import available, create
 
@@ -164,13 +180,13 @@ def build_augment(specs: Sequence[Mapping[str, Any]] | None,
         name = spec.pop("name", None)
         params = dict(spec.pop("params", None) or {})
         if not name or spec:
-            raise ValueError(f"augment[{i}]: expected {{name: ..., params: {{...}}}}, got "
+            raise InvalidValue(f"augment[{i}]: expected {{name: ..., params: {{...}}}}, got "
                              f"{dict(spec, name=name)}")
         if name not in available("augmentation"):
-            raise ValueError(f"augment[{i}]: unknown augmentation {name!r}; available: "
+            raise InvalidValue(f"augment[{i}]: unknown augmentation {name!r}; available: "
                              f"{', '.join(available('augmentation'))}")
         try:
             augs.append(create("augmentation", name, **params))
         except TypeError as err:
-            raise ValueError(f"augment[{i}] ({name}): {err}") from None
+            raise InvalidValue(f"augment[{i}] ({name}): {err}") from None
     return Compose(augs).bind(frontend or LogMelConfig())

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from pocketear.augment.base import Augmentation
+from pocketear.errors import InvalidValue
 from pocketear.registry import register
 
 
@@ -27,7 +28,7 @@ class _Standardise(Augmentation):
 
     def __init__(self, per_bin: bool = False, max_clips: int = 2000, eps: float = 1e-5) -> None:
         if max_clips < 1 or eps <= 0:
-            raise ValueError(f"need max_clips >= 1 and eps > 0; got {max_clips}, {eps}")
+            raise InvalidValue(f"need max_clips >= 1 and eps > 0; got {max_clips}, {eps}")
         self.per_bin, self.max_clips, self.eps = bool(per_bin), int(max_clips), float(eps)
         self.mean = np.zeros((), np.float32)
         self.std = np.ones((), np.float32)
@@ -35,8 +36,10 @@ class _Standardise(Augmentation):
 
     def fit(self, clips: Sequence[np.ndarray], rng: np.random.Generator,
             progress: bool = False) -> None:
-        """Mean and std over every frame of up to ``max_clips`` random clips (scalars, or one
-        per mel bin with ``per_bin``)."""
+        """Mean and std over every frame of up to ``max_clips`` random clips.
+
+        Two scalars, or one mean and std per mel bin with ``per_bin``.
+        """
         n = len(clips)
         if n < 1:
             raise ValueError(f"{type(self).__name__}: no clips to fit statistics on")
@@ -56,17 +59,20 @@ class _Standardise(Augmentation):
         self.fitted = True
 
     def state(self) -> dict[str, np.ndarray]:
+        """The fitted ``mean`` and ``std`` (empty before :meth:`fit`)."""
         return {"mean": self.mean, "std": self.std} if self.fitted else {}
 
     def load_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore ``mean`` and ``std`` saved by :meth:`state`."""
         if set(state) != {"mean", "std"}:
-            raise ValueError(f"{type(self).__name__} state needs 'mean' and 'std', got "
+            raise InvalidValue(f"{type(self).__name__} state needs 'mean' and 'std', got "
                              f"{sorted(state)}")
         self.mean = np.asarray(state["mean"], np.float32)
         self.std = np.asarray(state["std"], np.float32)
         self.fitted = True
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``(x - mean) / (std + eps)``; draws nothing from ``rng``."""
         return ((x - self.mean) / (self.std + self.eps)).astype(np.float32)
 
 
@@ -100,7 +106,7 @@ class PostNorm(_Standardise):
 def _uniform_pair(name: str, value: Sequence[float]) -> tuple[float, float]:
     lo, hi = (float(v) for v in value)
     if not 0.0 < lo <= hi:
-        raise ValueError(f"{name} must be (low, high) with 0 < low <= high, got {tuple(value)}")
+        raise InvalidValue(f"{name} must be (low, high) with 0 < low <= high, got {tuple(value)}")
     return lo, hi
 
 
@@ -130,10 +136,10 @@ class RandomResizeCrop(Augmentation):
                  freq_scale: Sequence[float] = (0.6, 1.5),
                  interpolation: str = "bicubic", p: float = 1.0) -> None:
         if time_canvas < 1.0 or freq_canvas < 1.0 or not 0.0 <= p <= 1.0:
-            raise ValueError(f"need canvases >= 1 and 0 <= p <= 1; got time_canvas="
+            raise InvalidValue(f"need canvases >= 1 and 0 <= p <= 1; got time_canvas="
                              f"{time_canvas}, freq_canvas={freq_canvas}, p={p}")
         if interpolation not in ("bicubic", "bilinear"):
-            raise ValueError(f"interpolation must be 'bicubic' or 'bilinear', got "
+            raise InvalidValue(f"interpolation must be 'bicubic' or 'bilinear', got "
                              f"{interpolation!r}")
         self.time_canvas, self.freq_canvas = float(time_canvas), float(freq_canvas)
         self.time_scale = _uniform_pair("time_scale", time_scale)
@@ -143,6 +149,7 @@ class RandomResizeCrop(Augmentation):
         self.last_offset: tuple[int, int] | None = None
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A random crop of the slice on its canvas, resized back to the slice's shape."""
         self.last_crop = self.last_offset = None
         if rng.random() >= self.p:
             return x

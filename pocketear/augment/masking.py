@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from pocketear.augment.base import Augmentation
+from pocketear.errors import InvalidValue
 from pocketear.registry import register
 
 
@@ -37,11 +38,11 @@ class SpecAugment(Augmentation):
                  freq_width: int = 8, max_time_ratio: float = 1.0, fill: float = 0.0,
                  p: float = 1.0) -> None:
         if min(time_masks, time_width, freq_masks, freq_width) < 0:
-            raise ValueError(f"mask counts and widths must be >= 0; got time_masks={time_masks},"
+            raise InvalidValue(f"mask counts and widths must be >= 0; got time_masks={time_masks},"
                              f" time_width={time_width}, freq_masks={freq_masks}, "
                              f"freq_width={freq_width}")
         if not 0.0 < max_time_ratio <= 1.0 or not 0.0 <= p <= 1.0:
-            raise ValueError(f"need 0 < max_time_ratio <= 1 and 0 <= p <= 1; got "
+            raise InvalidValue(f"need 0 < max_time_ratio <= 1 and 0 <= p <= 1; got "
                              f"{max_time_ratio}, {p}")
         self.time_masks, self.time_width = int(time_masks), int(time_width)
         self.freq_masks, self.freq_width = int(freq_masks), int(freq_width)
@@ -49,6 +50,7 @@ class SpecAugment(Augmentation):
         self.last_masks: list[tuple[int, int, int]] = []
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A copy with time, then frequency masks set to ``fill`` (``x`` with prob. ``1 - p``)."""
         self.last_masks = []
         if rng.random() >= self.p:
             return x
@@ -80,10 +82,11 @@ class GaussianNoise(Augmentation):
 
     def __init__(self, sigma: float = 0.1, p: float = 1.0) -> None:
         if sigma <= 0 or not 0.0 <= p <= 1.0:
-            raise ValueError(f"need sigma > 0 and 0 <= p <= 1; got sigma={sigma}, p={p}")
+            raise InvalidValue(f"need sigma > 0 and 0 <= p <= 1; got sigma={sigma}, p={p}")
         self.sigma, self.p = float(sigma), float(p)
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The slice plus fresh noise (or unchanged, with probability ``1 - p``)."""
         if rng.random() >= self.p:
             return x
         return (x + rng.normal(0.0, self.sigma, x.shape)).astype(np.float32)

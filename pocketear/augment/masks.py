@@ -1,5 +1,6 @@
-"""Span masks for masked prediction (data2vec, HuBERT, wav2vec 2.0 style) and random token masks
-(BEATs): which input steps a student does not see.
+"""Span masks (data2vec, HuBERT, wav2vec 2.0) and random token masks (BEATs) for masked prediction.
+
+They choose which input steps a student does not see.
 
 Baevski, Zhou, Mohamed & Auli, "wav2vec 2.0", NeurIPS 2020, §3.1 (span masking: random starting
 indices, the ``M`` following steps masked, spans may overlap) and Baevski et al., "data2vec",
@@ -26,8 +27,9 @@ def expected_mask_ratio(mask_prob: float, span: int) -> float:
 
 def span_mask(length: int, mask_prob: float, span: int, rng: np.random.Generator,
               exact: int | None = None) -> np.ndarray:
-    """Boolean mask ``(length,)``: spans of ``span`` steps from ``floor(p·T/M + u)`` distinct
-    random starts (at least one).
+    """Boolean mask ``(length,)``: spans of ``span`` steps from ``floor(p·T/M + u)`` random starts.
+
+    The starts are distinct, and there is at least one.
 
     Args:
         length: number of steps ``T``.
@@ -62,8 +64,10 @@ def span_mask(length: int, mask_prob: float, span: int, rng: np.random.Generator
 
 
 def random_mask(length: int, ratio: float, rng: np.random.Generator) -> np.ndarray:
-    """Boolean mask with ``round(ratio · T)`` (at least 1, at most ``T - 1``) random steps masked
-    (BEATs, Chen et al. 2022, §2.3: random patch masking at 75 %)."""
+    """Boolean mask with ``round(ratio · T)`` (at least 1, at most ``T - 1``) random steps masked.
+
+    BEATs, Chen et al. 2022, §2.3: random patch masking at 75 %.
+    """
     if not 0.0 < ratio < 1.0:
         raise ValueError(f"ratio must be in (0, 1), got {ratio}")
     k = int(np.clip(round(ratio * length), 1, max(1, length - 1)))

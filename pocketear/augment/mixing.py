@@ -19,6 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from pocketear.augment.base import Augmentation
+from pocketear.errors import InvalidValue
 from pocketear.registry import register
 
 
@@ -35,6 +36,7 @@ class MemoryBank:
         return len(self.items)
 
     def push(self, x: np.ndarray, tag: int = -1) -> None:
+        """Store a copy of ``x`` with ``tag``, replacing the oldest entry once full."""
         item = np.array(x, dtype=np.float32, copy=True)
         if len(self.items) < self.size:
             self.items.append(item)
@@ -44,6 +46,7 @@ class MemoryBank:
         self._next = (self._next + 1) % self.size
 
     def clear(self) -> None:
+        """Empty the bank."""
         self.items, self._next = [], 0
         self.tags[:] = -1
 
@@ -74,7 +77,7 @@ def log_mixup_exp(x: np.ndarray, m: np.ndarray, lam: float) -> np.ndarray:
 
 def _check_mix(alpha: float, bank_size: int, p: float) -> None:
     if not 0.0 < alpha <= 1.0 or bank_size < 1 or not 0.0 <= p <= 1.0:
-        raise ValueError(f"need 0 < alpha <= 1, bank_size >= 1 and 0 <= p <= 1; got alpha="
+        raise InvalidValue(f"need 0 < alpha <= 1, bank_size >= 1 and 0 <= p <= 1; got alpha="
                          f"{alpha}, bank_size={bank_size}, p={p}")
 
 
@@ -99,6 +102,7 @@ class LogMixupExp(Augmentation):
         self.last_lambda = 0.0
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``x`` mixed with a random bank entry (unchanged while the bank is empty)."""
         self.last_lambda = 0.0
         out = x
         if len(self.bank) and rng.random() < self.p:
@@ -109,6 +113,7 @@ class LogMixupExp(Augmentation):
         return out
 
     def reset(self) -> None:
+        """Empty the memory bank."""
         self.bank.clear()
 
 
@@ -142,12 +147,12 @@ class KMix(Augmentation):
 
     Seth et al. 2023, "SLICER: Learning universal audio representations using low-resource
     self-supervised pre-training" (ICASSP 2023, §2, k-mix), as its official code implements it
-    (``shared/docs/PAPERS.md`` §2): before training, spherical k-means (4 clusters, 20
-    iterations) clusters the time-averaged log-mels of the corpus clips (``fit``; the centroids
-    are the run's state). During training every input is assigned to the cluster of the nearest
-    centroid (of its own time average) and stored in a FIFO bank (2048) with that id. While the
-    bank holds fewer than ``top_k`` entries the partner is any bank entry; after that it is
-    chosen by ``partner``:
+    (GitHub ``Sreyan88/LAPE``, ``src/augmentations/augmentations.py``: ``calculate_centroid``,
+    ``Kmix``): before training, spherical k-means (4 clusters, 20 iterations) clusters the
+    time-averaged log-mels of the corpus clips (``fit``; the centroids are the run's state). During
+    training every input is assigned to the cluster of the nearest centroid (of its own time
+    average) and stored in a FIFO bank (2048) with that id. While the bank holds fewer than
+    ``top_k`` entries the partner is any bank entry; after that it is chosen by ``partner``:
 
     - ``"farthest"`` (default, the official code): the other centroids are ranked by their
       distance to the input's centroid, farthest first (``torch.topk``'s default
@@ -155,8 +160,8 @@ class KMix(Augmentation):
       cluster that has bank entries, among its ``top_k`` most recent ones (which ``top_k`` the
       official code keeps is not documented; we keep the most recent).
     - ``"nearest"``: the same ranking reversed (``largest=False``): the input's own cluster
-      first, then the nearest others. PAPERS.md flags the official ranking as possibly
-      unintended; this is the other reading.
+      first, then the nearest others. The official ranking may be unintended (the paper's own
+      wording of k-mix was not found); this is the other reading.
     - ``"other"`` (this project's earlier default): any entry of a *different* cluster, no
       ranking, no random phase; with no such entry the slice is returned unchanged.
     - ``"same"``: any entry of the input's *own* cluster, likewise.
@@ -182,7 +187,7 @@ class KMix(Augmentation):
                  p: float = 1.0) -> None:
         _check_mix(alpha, bank_size, p)
         if k < 2 or partner not in PARTNERS or top_k < 1 or iters < 1:
-            raise ValueError(f"need k >= 2, top_k >= 1, iters >= 1 and partner one of "
+            raise InvalidValue(f"need k >= 2, top_k >= 1, iters >= 1 and partner one of "
                              f"{', '.join(PARTNERS)}; got k={k}, top_k={top_k}, iters={iters}, "
                              f"partner={partner!r}")
         self.k, self.partner, self.alpha, self.p = int(k), partner, float(alpha), float(p)
@@ -202,17 +207,20 @@ class KMix(Augmentation):
                                disable=not progress)])
         k = min(self.k, len(np.unique(means, axis=0)))
         if k < 2:
-            raise ValueError(f"k-mix needs at least 2 distinct clips to cluster, got {len(means)}")
+            raise InvalidValue(
+                f"k-mix needs at least 2 distinct clips to cluster, got {len(means)}")
         self.centroids = spherical_kmeans(means, k, self.iters, rng,
                                           self.spherical).astype(np.float32)
         self.reset()
 
     def state(self) -> dict[str, np.ndarray]:
+        """The fitted ``centroids`` (empty before :meth:`fit`)."""
         return {} if self.centroids is None else {"centroids": self.centroids}
 
     def load_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore the ``centroids`` saved by :meth:`state` (and empty the bank)."""
         if set(state) != {"centroids"} or np.ndim(state["centroids"]) != 2:
-            raise ValueError(f"kmix state needs one 2-D 'centroids' array, got {sorted(state)}")
+            raise InvalidValue(f"kmix state needs one 2-D 'centroids' array, got {sorted(state)}")
         self.centroids = np.asarray(state["centroids"], dtype=np.float32)
         self.reset()
 
@@ -227,8 +235,10 @@ class KMix(Augmentation):
         return int(np.square(self.centroids - x.mean(0)).sum(1).argmin())
 
     def ranking(self, cid: int) -> np.ndarray:
-        """Cluster ids in the order ``partner`` tries them: by centroid distance to ``cid``,
-        farthest first (``"farthest"``) or nearest first, ``cid`` itself (``"nearest"``)."""
+        """Cluster ids in the order ``partner`` tries them, by centroid distance to ``cid``.
+
+        Farthest first (``"farthest"``) or nearest first, ``cid`` itself (``"nearest"``).
+        """
         assert self.centroids is not None
         dist = np.linalg.norm(self.centroids - self.centroids[cid], axis=1)
         order = np.argsort(dist, kind="stable")
@@ -250,6 +260,7 @@ class KMix(Augmentation):
         return np.arange(0)
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``x`` mixed with a partner chosen by cluster (see the class doc), then banked."""
         cid = self.last_cluster = self.assign(x)
         self.last_partner_cluster, self.last_lambda = None, 0.0
         out = x
@@ -267,5 +278,6 @@ class KMix(Augmentation):
         return out
 
     def reset(self) -> None:
+        """Empty the bank and the ``skipped`` count; the centroids stay."""
         self.bank.clear()
         self.skipped = 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from pocketear.augment.base import Augmentation
+from pocketear.errors import InvalidValue
 from pocketear.frontends.logmel import LogMelConfig
 from pocketear.frontends.mel import hz_to_mel, mel_to_hz
 from pocketear.registry import register
@@ -24,9 +25,11 @@ def mel_centres(cfg: LogMelConfig) -> np.ndarray:
 
 
 def warp_bins(x: np.ndarray, centres: np.ndarray, alpha: float) -> np.ndarray:
-    """The slice as if every frequency were multiplied by ``alpha``: output bin ``i`` reads the
-    input at frequency ``centres[i] / alpha`` (linear interpolation on the mel axis; edges hold
-    the border bins)."""
+    """The slice as if every frequency were multiplied by ``alpha``.
+
+    Output bin ``i`` reads the input at frequency ``centres[i] / alpha`` (linear interpolation
+    on the mel axis; edges hold the border bins).
+    """
     mel = np.asarray(hz_to_mel(centres), dtype=np.float64)
     src = np.asarray(hz_to_mel(centres / alpha), dtype=np.float64)
     pos = np.interp(src, mel, np.arange(len(mel)))  # fractional source bin
@@ -49,16 +52,18 @@ class MelWarp(Augmentation):
 
     def __init__(self, max_warp: float = 0.15, p: float = 1.0) -> None:
         if not 0.0 <= max_warp < 1.0 or not 0.0 <= p <= 1.0:
-            raise ValueError(f"need 0 <= max_warp < 1 and 0 <= p <= 1, got {max_warp}, {p}")
+            raise InvalidValue(f"need 0 <= max_warp < 1 and 0 <= p <= 1, got {max_warp}, {p}")
         self.max_warp, self.p = float(max_warp), float(p)
         self.centres = mel_centres(LogMelConfig())
         self.last_alpha = 1.0
 
     def bind(self, frontend: LogMelConfig) -> MelWarp:
+        """Use the centre frequencies of ``frontend``'s mel bins."""
         self.centres = mel_centres(frontend)
         return self
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The slice warped by a random factor (or unchanged, with probability ``1 - p``)."""
         if x.shape[1] != len(self.centres):
             raise ValueError(f"mel_warp is bound to {len(self.centres)} mel bins, the slice has "
                              f"{x.shape[1]}")
@@ -83,11 +88,12 @@ class TimeStretch(Augmentation):
 
     def __init__(self, max_rate: float = 0.1, p: float = 1.0) -> None:
         if not 0.0 <= max_rate < 1.0 or not 0.0 <= p <= 1.0:
-            raise ValueError(f"need 0 <= max_rate < 1 and 0 <= p <= 1, got {max_rate}, {p}")
+            raise InvalidValue(f"need 0 <= max_rate < 1 and 0 <= p <= 1, got {max_rate}, {p}")
         self.max_rate, self.p = float(max_rate), float(p)
         self.last_rate = 1.0
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The slice played at a random rate, same length (unchanged with probability ``1 - p``)."""
         self.last_rate = 1.0
         if rng.random() >= self.p or len(x) < 2:
             return x
@@ -116,12 +122,13 @@ class RandomEQ(Augmentation):
 
     def __init__(self, max_gain: float = 0.5, n_bands: int = 3, p: float = 1.0) -> None:
         if max_gain < 0 or n_bands < 1 or not 0.0 <= p <= 1.0:
-            raise ValueError(f"need max_gain >= 0, n_bands >= 1, 0 <= p <= 1; got {max_gain}, "
+            raise InvalidValue(f"need max_gain >= 0, n_bands >= 1, 0 <= p <= 1; got {max_gain}, "
                              f"{n_bands}, {p}")
         self.max_gain, self.n_bands, self.p = float(max_gain), int(n_bands), float(p)
         self.last_curve: np.ndarray | None = None
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The slice plus a random gain curve (or unchanged, with probability ``1 - p``)."""
         self.last_curve = None
         if rng.random() >= self.p:
             return x

@@ -1,1 +1,1 @@
-"""data."""
+"""Data: corpora (folders, manifests), feature cache, synthetic corpus, recipes, targets."""

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from pocketear.audio.io import AudioError, load_audio, report_skipped
 from pocketear.data.corpus import Corpus
+from pocketear.errors import InvalidValue, MissingPath
 from pocketear.frontends.logmel import LogMel, LogMelConfig, compute_stats, floor_std
 
 CACHE_VERSION = 1
@@ -45,8 +46,10 @@ def _init_worker(cfg: dict) -> None:
 
 
 def _featurise(path: str) -> tuple[str, np.ndarray | None, str]:
-    """Log-mel (T, F) float16 of one file, or None and the reason it was skipped (without the
-    path, which the caller prints and stores next to it)."""
+    """``(path, log-mel (T, F) float16, "")`` of one file, or ``(path, None, reason)`` if skipped.
+
+    The reason leaves out the path, which the caller prints and stores next to it.
+    """
     import torch
 
     assert _FRONTEND is not None
@@ -70,20 +73,26 @@ class FeatureCache:
 
     @classmethod
     def open(cls, root: str | os.PathLike[str]) -> FeatureCache:
+        """Open a finished cache folder (one ``<key>`` folder written by :func:`build_cache`).
+
+        Raises:
+            MissingPath: ``root`` has no ``index.json`` (not a finished cache).
+            InvalidValue: The cache has another version or its data file has the wrong size.
+        """
         root = Path(root)
         index_path = root / "index.json"
         if not index_path.is_file():
-            raise FileNotFoundError(f"{root}: not a finished feature cache (no index.json); "
-                                    "rebuild it with `pocketear cache`")
+            raise MissingPath(f"{root}: not a finished feature cache (no index.json); "
+                              "rebuild it with `pocketear cache`")
         index = json.loads(index_path.read_text())
         if index.get("version") != CACHE_VERSION:
-            raise ValueError(f"{root}: cache version {index.get('version')} is not "
-                             f"{CACHE_VERSION}; delete the folder to rebuild it")
+            raise InvalidValue(f"{root}: cache version {index.get('version')} is not "
+                               f"{CACHE_VERSION}; delete the folder to rebuild it")
         expected = index["total_frames"] * index["n_mels"] * 2
         actual = (root / "features.f16").stat().st_size
         if actual != expected:
-            raise ValueError(f"{root}/features.f16 has {actual} bytes, expected {expected}; "
-                             "delete the folder to rebuild the cache")
+            raise InvalidValue(f"{root}/features.f16 has {actual} bytes, expected {expected}; "
+                               "delete the folder to rebuild the cache")
         return cls(root, index)
 
     def __post_init__(self) -> None:
@@ -106,24 +115,30 @@ class FeatureCache:
 
     @property
     def paths(self) -> list[str]:
+        """Paths of the cached (decodable) files, in entry order."""
         return [e["path"] for e in self.index["entries"]]
 
     @property
     def frontend_config(self) -> LogMelConfig:
+        """The frontend config the log-mels were computed with."""
         return LogMelConfig.from_dict(self.index["frontend"])
 
     @property
     def mean(self) -> np.ndarray:
+        """Per-bin mean of the raw log-mel over every cached frame."""
         return np.asarray(self.index["mean"], dtype=np.float32)
 
     @property
     def std(self) -> np.ndarray:
-        """Per-bin std, floored relative to the median bin (:func:`floor_std`; also for caches
-        built before the floor, whose index holds the raw values)."""
+        """Per-bin std, floored relative to the median bin (:func:`floor_std`).
+
+        The floor is applied here too, for caches built before it whose index holds raw values.
+        """
         return floor_std(np.asarray(self.index["std"], dtype=np.float32))
 
     @property
     def skipped(self) -> list[list[str]]:
+        """``[path, reason]`` for each corpus file that could not be decoded."""
         return self.index["skipped"]
 
 
@@ -138,6 +153,9 @@ def build_cache(
 
     Undecodable files are reported once each (``skipped: PATH: reason`` on stderr), skipped
     and listed in the index.
+
+    Raises:
+        InvalidValue: None of the corpus's files could be decoded.
     """
     cfg = cfg or LogMelConfig()
     out_dir = Path(out_dir)
@@ -168,7 +186,7 @@ def build_cache(
                 entries.append({"path": path, "item": i, "offset": offset, "frames": len(mel)})
                 offset += len(mel)
         if not entries:
-            raise ValueError(f"{corpus.source}: none of the {len(corpus)} files could be decoded")
+            raise InvalidValue(f"{corpus.source}: none of the {len(corpus)} files could be decoded")
         data = np.memmap(tmp / "features.f16", dtype=np.float16, mode="r", shape=(offset, n_mels))
         chunks = (np.asarray(data[i : i + 65536], np.float32) for i in range(0, offset, 65536))
         mean, std = compute_stats(chunks)

@@ -1,4 +1,4 @@
-"""One ``Corpus`` interface over a folder of audio or a CSV/TSV manifest (DESIGN §4)."""
+"""One ``Corpus`` interface over a folder of audio or a CSV/TSV manifest (README, "Data")."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pocketear.audio.io import AUDIO_EXTENSIONS
+from pocketear.errors import InvalidValue, MissingPath
 
 
-class ManifestError(ValueError):
+class ManifestError(InvalidValue):
     """A manifest that cannot be used; the message names the file and the fix."""
 
 
@@ -24,6 +25,7 @@ class Item:
     meta: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     def get(self, column: str, default: str = "") -> str:
+        """The value of ``column`` for this file, or ``default`` when the row has none."""
         return self.meta.get(column, default)
 
 
@@ -38,14 +40,19 @@ class Corpus(Sequence[Item]):
     # --- construction --------------------------------------------------------------------
     @classmethod
     def open(cls, source: str | os.PathLike[str]) -> Corpus:
-        """A folder (recursive, by extension) or a ``.csv``/``.tsv`` manifest."""
+        """A folder (recursive, by extension) or a ``.csv``/``.tsv`` manifest.
+
+        Raises:
+            MissingPath: ``source`` does not exist.
+            ManifestError: It is neither a folder nor a manifest, or the manifest is unusable.
+        """
         path = Path(source)
         if path.is_dir():
             return cls.from_folder(path)
         if path.suffix.lower() in (".csv", ".tsv", ".txt") and path.is_file():
             return cls.from_manifest(path)
         if not path.exists():
-            raise FileNotFoundError(
+            raise MissingPath(
                 f"{path}: no such folder or manifest; pass a folder of audio files or a CSV/TSV "
                 "manifest with a 'path' column"
             )
@@ -55,8 +62,11 @@ class Corpus(Sequence[Item]):
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike[str]) -> Corpus:
-        """Every audio file under ``folder`` (by extension), sorted; column ``folder`` holds the
-        parent folder relative to the root (the class name in ``class_name/file.wav`` layouts)."""
+        """Every audio file under ``folder`` (by extension), sorted.
+
+        Column ``folder`` holds the parent folder relative to the root (the class name in
+        ``class_name/file.wav`` layouts).
+        """
         root = Path(folder).resolve()
         files = sorted(
             p for p in root.rglob("*") if p.suffix.lower().lstrip(".") in AUDIO_EXTENSIONS
@@ -70,11 +80,22 @@ class Corpus(Sequence[Item]):
 
     @classmethod
     def from_manifest(cls, manifest: str | os.PathLike[str], check_files: bool = True) -> Corpus:
-        """A CSV/TSV manifest with a header; ``path`` required, relative paths resolved against
-        the manifest's folder; every other column kept as metadata."""
+        """A CSV/TSV manifest with a header; every column other than ``path`` is kept as metadata.
+
+        ``path`` is required; relative paths are resolved against the manifest's folder.
+
+        Raises:
+            MissingPath: The manifest does not exist.
+            ManifestError: Empty, no ``path`` column, an empty path, listed files missing (when
+                ``check_files``) or no rows.
+        """
         manifest = Path(manifest).resolve()
-        with open(manifest, newline="", encoding="utf-8") as f:
-            text = f.read()
+        try:
+            with open(manifest, newline="", encoding="utf-8") as f:
+                text = f.read()
+        except FileNotFoundError:
+            raise MissingPath(f"{manifest}: no such manifest; pass a CSV/TSV manifest with a "
+                              "'path' column") from None
         if not text.strip():
             raise ManifestError(f"{manifest}: empty manifest; the first line must be a header "
                                 "such as 'path,label,split'")
@@ -125,6 +146,7 @@ class Corpus(Sequence[Item]):
 
     @property
     def paths(self) -> list[str]:
+        """Absolute paths of the files, in corpus order."""
         return [it.path for it in self.items]
 
     def column(self, name: str) -> list[str]:

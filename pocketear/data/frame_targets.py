@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from pocketear.encoders.base import Encoder
-from pocketear.errors import InvalidValue
+from pocketear.errors import InvalidValue, MissingPath
 from pocketear.registry import create
 
 FORMAT = "pocketear-targets-v1"
@@ -62,8 +62,10 @@ def mfcc(logmel: torch.Tensor, n_coeffs: int = 13) -> torch.Tensor:
 
 
 def pool_frames(feat: torch.Tensor, n_out: int) -> torch.Tensor:
-    """Average ``(B, S, D)`` input-frame features over each of ``n_out`` output frames
-    (stride ``ceil(S / n_out)``, the last frame takes what is left)."""
+    """Average ``(B, S, D)`` input-frame features over each of ``n_out`` output frames.
+
+    The stride is ``ceil(S / n_out)``; the last output frame takes what is left.
+    """
     b, s, d = feat.shape
     stride = -(-s // n_out)
     owner = torch.arange(s).div(stride, rounding_mode="floor").clamp(max=n_out - 1)
@@ -73,8 +75,10 @@ def pool_frames(feat: torch.Tensor, n_out: int) -> torch.Tensor:
 
 
 def patches(x: torch.Tensor, n_out: int) -> torch.Tensor:
-    """``(B, S, F)`` → ``(B, n_out, stride·F)``: each output frame's input frames, flattened
-    (the end is padded by repeating the last frame)."""
+    """``(B, S, F)`` → ``(B, n_out, stride·F)``: each output frame's input frames, flattened.
+
+    The end is padded by repeating the last frame.
+    """
     b, s, f = x.shape
     stride = -(-s // n_out)
     pad = n_out * stride - s
@@ -96,28 +100,40 @@ def nearest(feat: torch.Tensor, codebook: torch.Tensor, metric: str) -> torch.Te
 
 
 def encoder_layer(encoder: Encoder, x: torch.Tensor, layer: int) -> torch.Tensor:
-    """Frame features of ``(B, 1, T, F)`` at ``layer``: 0 = the encoder's output, ``l ≥ 1`` =
-    block ``l`` (needs ``layer_outputs``)."""
+    """Frame features of ``(B, 1, T, F)`` at ``layer``.
+
+    Layer 0 is the encoder's output, ``l ≥ 1`` is block ``l`` (needs ``layer_outputs``).
+
+    Raises:
+        InvalidValue: The user's ``--layer`` needs per-layer outputs the encoder lacks, or is out
+            of range.
+    """
     if layer == 0:
         return encoder(x)
     if not (isinstance(encoder, Encoder) and encoder.has_layer_outputs):
         raise InvalidValue(f"{type(encoder).__name__} has no per-layer outputs; use --layer 0")
     layers = encoder.layer_outputs(x)
     if not 1 <= layer <= len(layers):
-        raise ValueError(f"layer must be 0 … {len(layers)}, got {layer}")
+        raise InvalidValue(f"layer must be 0 … {len(layers)}, got {layer}")
     return layers[layer - 1]
 
 
 class FrameLabeler(nn.Module):
-    """Frozen frame → label map (features + codebook); every array is a buffer, so it travels
-    in the task's state dict and checkpoints."""
+    """Frozen frame → label map (features + codebook).
+
+    Every array is a buffer, so it travels in the task's state dict and checkpoints.
+
+    Raises:
+        InvalidValue: An unknown feature ``kind`` (from a config or a target file).
+        ValueError: ``projection``/``encoder`` not matching ``kind`` (a caller bug).
+    """
 
     def __init__(self, kind: str, codebook: torch.Tensor, metric: str = "euclidean",
                  projection: torch.Tensor | None = None, encoder: nn.Module | None = None,
                  layer: int = 0) -> None:
         super().__init__()
         if kind not in KINDS:
-            raise ValueError(f"target features must be one of {KINDS}, got {kind!r}")
+            raise InvalidValue(f"target features must be one of {KINDS}, got {kind!r}")
         if (kind == "patch") != (projection is not None) or (kind == "model") != (encoder
                                                                                   is not None):
             raise ValueError("patch targets need a projection, model targets an encoder")
@@ -129,15 +145,22 @@ class FrameLabeler(nn.Module):
 
     @property
     def k(self) -> int:
+        """Number of labels (codebook rows)."""
         return int(self.codebook.shape[0])
 
     def train(self, mode: bool = True) -> FrameLabeler:
+        """Ignore ``mode``: the labeler (and its encoder) stays in eval mode; labels stay fixed."""
         super().train(False)  # always frozen, deterministic
         return self
 
     @torch.no_grad()
     def features(self, x: torch.Tensor, n_out: int) -> torch.Tensor:
-        """Frame features ``(B, n_out, D)`` of normalised log-mels ``(B, S, F)``."""
+        """Frame features ``(B, n_out, D)`` of normalised log-mels ``(B, S, F)``.
+
+        Raises:
+            InvalidValue: A ``patch`` tokenizer built for another encoder stride (the user's
+                tokenizer file does not fit this encoder).
+        """
         x = x.float()
         if self.kind == "mfcc":
             return pool_frames(mfcc(x), n_out)
@@ -146,8 +169,8 @@ class FrameLabeler(nn.Module):
         if self.kind == "patch":
             p = patches(x, n_out)
             if p.shape[-1] != self.projection.shape[0]:
-                raise ValueError(f"tokenizer projects {self.projection.shape[0]} values per "
-                                 f"frame, got {p.shape[-1]}: built for another encoder stride")
+                raise InvalidValue(f"tokenizer projects {self.projection.shape[0]} values per "
+                                   f"frame, got {p.shape[-1]}: built for another encoder stride")
             return p @ self.projection
         h = encoder_layer(self.encoder, x.unsqueeze(1), self.layer).float()
         if h.shape[1] != n_out:  # another frame rate: nearest frame in time
@@ -158,6 +181,7 @@ class FrameLabeler(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, n_out: int) -> torch.Tensor:
+        """Labels ``(B, n_out)``: the nearest codebook row of each frame's features."""
         return nearest(self.features(x, n_out), self.codebook, self.metric)
 
 
@@ -187,18 +211,23 @@ def save_targets(path: str | os.PathLike[str], codebook: np.ndarray, kind: str,
 
 
 def load_targets(path: str | os.PathLike[str]) -> FrameLabeler:
-    """Read a target file into a :class:`FrameLabeler` (no pickle)."""
+    """Read a target file into a :class:`FrameLabeler` (no pickle).
+
+    Raises:
+        MissingPath: ``path`` does not exist.
+        InvalidValue: It is not a readable pocketear targets file.
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such targets file; make one with `pocketear "
-                                "cluster` (HuBERT) or `pocketear tokenizer` (BEATs)")
+        raise MissingPath(f"{path}: no such targets file; make one with `pocketear "
+                          "cluster` (HuBERT) or `pocketear tokenizer` (BEATs)")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable targets file ({err})") from None
+        raise InvalidValue(f"{path}: not a readable targets file ({err})") from None
     if str(arrays.get("format", "")) != FORMAT:
-        raise ValueError(f"{path}: not a pocketear targets file (no '{FORMAT}' marker)")
+        raise InvalidValue(f"{path}: not a pocketear targets file (no '{FORMAT}' marker)")
     kind, metric = str(arrays["kind"]), str(arrays["metric"])
     encoder = None
     if kind == "model":
@@ -214,9 +243,11 @@ def load_targets(path: str | os.PathLike[str]) -> FrameLabeler:
 
 def random_projection_tokenizer(in_dim: int, dim: int = 16, k: int = 1024,
                                 seed: int = 0) -> FrameLabeler:
-    """BEATs iteration 1 (Chen et al. 2022, §2.2): a frozen random projection (Xavier-normal)
-    of each patch and a random standard-normal codebook, looked up by cosine similarity;
-    a pure function of ``seed``."""
+    """BEATs' iteration-1 tokenizer (Chen et al. 2022, §2.2), a pure function of ``seed``.
+
+    A frozen random projection (Xavier-normal) of each patch and a random standard-normal
+    codebook, looked up by cosine similarity.
+    """
     g = torch.Generator().manual_seed(seed)
     proj = torch.randn(in_dim, dim, generator=g) * (2.0 / (in_dim + dim)) ** 0.5
     codebook = torch.randn(k, dim, generator=g)

@@ -1,6 +1,7 @@
-"""Encoders (DESIGN §5). Importing this package registers every encoder family.
+"""Encoders: log-mel → frame features and clip embeddings; importing this registers them all.
 
-Each family lives in its own module and registers its variants with
+The shared contract and read-out are in :mod:`pocketear.encoders.base`; each family's module
+cites the paper it follows. Each family lives in its own module and registers its variants with
 ``@register("encoder", name)``; add the module's import here so ``available("encoder")`` sees it.
 """
 

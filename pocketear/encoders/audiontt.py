@@ -1,4 +1,4 @@
-"""``audiontt``: the BYOL-A / SLICER CNN on log-mel patches (DESIGN §5).
+"""``audiontt``: the BYOL-A / SLICER CNN on log-mel patches.
 
 Our implementation of the encoder described in Niizumi et al. 2021, "BYOL for Audio:
 Self-Supervised Learning for General-Purpose Audio Representation" (IJCNN 2021, §4.1 and Fig. 3;
@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from pocketear.encoders.base import Encoder
+from pocketear.errors import InvalidValue
 from pocketear.registry import register
 
 INPUT_HOP_MS = 10.0
@@ -51,6 +52,9 @@ class AudioNTT(Encoder):
         embed_dim: ``d``, width of the MLP and of the frame features.
         n_mels: mel bins of the input (the MLP input is ``64 × ceil(n_mels / 8)``).
         dropout: dropout between the MLP layers (0.3 in the paper).
+
+    Raises:
+        InvalidValue: A size below 1 or a dropout outside ``[0, 1)`` (a user's encoder config).
     """
 
     input_frames = 96
@@ -59,8 +63,8 @@ class AudioNTT(Encoder):
     def __init__(self, embed_dim: int = 2048, n_mels: int = 64, dropout: float = 0.3) -> None:
         super().__init__()
         if embed_dim < 1 or n_mels < 1 or not 0.0 <= dropout < 1.0:
-            raise ValueError(f"need embed_dim, n_mels >= 1 and 0 <= dropout < 1; got "
-                             f"{embed_dim}, {n_mels}, {dropout}")
+            raise InvalidValue(f"need embed_dim, n_mels >= 1 and 0 <= dropout < 1; got "
+                               f"{embed_dim}, {n_mels}, {dropout}")
         self.embed_dim, self.n_mels = int(embed_dim), int(n_mels)
         self.time_stride = 2**N_BLOCKS
         self.frame_hop_ms = INPUT_HOP_MS * self.time_stride
@@ -88,6 +92,7 @@ class AudioNTT(Encoder):
         return self.fc(h)
 
     def extra_repr(self) -> str:
+        """Sizes and frame hop, for ``print(encoder)``."""
         return f"embed_dim={self.embed_dim}, n_mels={self.n_mels}, frame_hop_ms={self.frame_hop_ms}"
 
 

@@ -1,4 +1,4 @@
-"""The encoder contract shared by every registered encoder (DESIGN §3), and its read-out.
+"""The encoder contract shared by every registered encoder, and its read-out.
 
 An encoder maps log-mel ``(B, 1, T, F)`` to frame features ``(B, T', D)`` (``forward``). Two clip
 embeddings come from those frames:
@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from pocketear.errors import InvalidValue
+
 POOLINGS = ("max", "mean", "meanmax", "meanstd")
 SOURCES = ("proj", "features")
 
@@ -38,6 +40,9 @@ class Readout:
             size), ``meanstd`` (mean and std concatenated; twice the size).
         source: ``proj`` (``forward``'s frames) or ``features`` (before the final projection;
             the same as ``proj`` for encoders without one).
+
+    Raises:
+        InvalidValue: An unknown pooling or source (the user's ``encoder.readout``).
     """
 
     pooling: str = "meanmax"
@@ -45,13 +50,15 @@ class Readout:
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS or self.source not in SOURCES:
-            raise ValueError(f"unknown read-out {self}; pooling is one of {', '.join(POOLINGS)}"
-                             f" and source one of {', '.join(SOURCES)} (e.g. 'meanmax:features')")
+            raise InvalidValue(f"unknown read-out {self}; pooling is one of {', '.join(POOLINGS)}"
+                               f" and source one of {', '.join(SOURCES)} (e.g. 'meanmax:features')")
 
     @classmethod
     def parse(cls, text: str | Readout) -> Readout:
-        """``"POOLING[:SOURCE]"`` (e.g. ``meanmax:features``, ``max:proj``; source defaults to
-        ``features``) → :class:`Readout`."""
+        """``"POOLING[:SOURCE]"`` → :class:`Readout`; a :class:`Readout` is returned unchanged.
+
+        E.g. ``meanmax:features`` or ``max:proj``; the source defaults to ``features``.
+        """
         if isinstance(text, Readout):
             return text
         pooling, _, source = str(text).strip().partition(":")
@@ -65,8 +72,11 @@ DEFAULT_READOUT = Readout()
 
 
 def frame_mask(lengths: torch.Tensor | None, n_frames: int, stride: int) -> torch.Tensor | None:
-    """``(B, n_frames)`` bool, True where an output frame holds real input: frame ``j`` covers
-    input frames from ``j · stride``, so example ``b`` has ``ceil(lengths[b] / stride)`` (≥ 1)."""
+    """``(B, n_frames)`` bool, True where an output frame holds real input (None without lengths).
+
+    Frame ``j`` covers input frames from ``j · stride``, so example ``b`` has
+    ``ceil(lengths[b] / stride)`` real frames (≥ 1).
+    """
     if lengths is None:
         return None
     real = torch.clamp((lengths + stride - 1) // stride, min=1)
@@ -115,6 +125,7 @@ class Encoder(nn.Module):
     readout: Readout = DEFAULT_READOUT
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Frame features ``(B, T', embed_dim)``: :meth:`project` of :meth:`forward_features`."""
         return self.project(self.forward_features(x))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -156,8 +167,11 @@ class Encoder(nn.Module):
                     frame_mask(lengths, frames.shape[1], self.time_stride))
 
     def layer_outputs(self, x: torch.Tensor, kind: str = "block") -> list[torch.Tensor]:
-        """Per-layer outputs ``[(B, T', D)] * depth``, for encoders that override this (every
-        :class:`TokenEncoder`); the others raise a clear error (see :attr:`has_layer_outputs`)."""
+        """Per-layer outputs ``[(B, T', D)] * depth``, for encoders that override this.
+
+        Every :class:`TokenEncoder` does; the others raise a clear error (see
+        :attr:`has_layer_outputs`).
+        """
         raise TypeError(f"{type(self).__name__} has no per-block outputs (layer_outputs needs a "
                         "token encoder: kwt1/2/3, conformer_tiny); use its output (layer 0)")
 
@@ -174,6 +188,7 @@ class Encoder(nn.Module):
 
     @property
     def params(self) -> int:
+        """Number of parameters (all of them, trainable or not)."""
         return sum(p.numel() for p in self.parameters())
 
     def macs_per_second(self, frames_per_second: int = 100) -> int:
@@ -195,8 +210,9 @@ class Encoder(nn.Module):
 
 
 class TokenEncoder(Encoder):
-    """An encoder whose trunk is a stack of blocks over a token sequence (``kwt*``,
-    ``conformer_tiny``): the contract the masked tasks test with ``isinstance``.
+    """An encoder whose trunk is a stack of blocks over tokens (``kwt*``, ``conformer_tiny``).
+
+    This is the contract the masked tasks test with ``isinstance``.
 
     ``tokenize`` is everything before the blocks (positions included), ``encode_tokens`` runs the
     blocks on any subset of tokens (data2vec 2.0 drops masked tokens) and ``layer_outputs``
@@ -212,10 +228,12 @@ class TokenEncoder(Encoder):
     pooling = "mean"
 
     def tokenize(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """Log-mel ``(B, 1, T, F)`` → tokens ``(B, N, D)`` with positions added."""
         raise NotImplementedError
 
     @property
     def time_stride(self) -> int:  # type: ignore[override]
+        """Input frames per output frame: one token covers ``token_stride`` frames."""
         return self.token_stride
 
     def encode_tokens(self, h: torch.Tensor, collect: str | None = None,
@@ -237,6 +255,7 @@ class TokenEncoder(Encoder):
         return self.final_norm(h), layers
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The final-normed output of the blocks on every token of ``x``."""
         return self.encode_tokens(self.tokenize(x))[0]
 
     def read(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""``conformer_tiny``: a small frame-level conv-transformer for the masked tasks (DESIGN §5–6).
+"""``conformer_tiny``: a small frame-level conv-transformer for the masked tasks.
 
 Gulati et al., "Conformer: Convolution-augmented Transformer for Speech Recognition",
 Interspeech 2020, §2 (Fig. 1–2): a 2-D convolutional subsampling stem, then blocks of
@@ -23,12 +23,18 @@ from torch import nn
 
 from pocketear.encoders.base import TokenEncoder
 from pocketear.encoders.kwt import Attention
+from pocketear.errors import InvalidValue
 from pocketear.registry import register
 
 INPUT_HOP_MS = 10.0
 
 
 class FeedForward(nn.Sequential):
+    """Conformer feed-forward module (Gulati et al. 2020, §2): LayerNorm → Linear → Swish → Linear.
+
+    Dropout follows the activation and the second linear layer; the block scales it by 1/2.
+    """
+
     def __init__(self, dim: int, hidden: int, dropout: float) -> None:
         super().__init__(nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.SiLU(), nn.Dropout(dropout),
                          nn.Linear(hidden, dim), nn.Dropout(dropout))
@@ -47,6 +53,7 @@ class ConvModule(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, N, D)`` → ``(B, N, D)``; ``mask`` zeroes padding before the depthwise conv."""
         h = nn.functional.glu(self.pw1(self.norm(x).transpose(1, 2)), dim=1)
         if mask is not None:  # padding tokens must not leak in through the depthwise conv
             h = h * mask[:, None, :].to(h.dtype)
@@ -67,6 +74,7 @@ class ConformerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(block output, last FFN output before its residual)`` for tokens ``(B, N, D)``."""
         x = x + 0.5 * self.ff1(x)
         x = x + self.attn(self.att_norm(x), mask)
         x = x + self.conv(x, mask)
@@ -78,10 +86,19 @@ class Conformer(TokenEncoder):
     """Conv-subsampling stem + Conformer blocks; frame features ``(B, ceil(T/4), dim)``.
 
     Args:
-        dim: model dimension. depth: blocks. heads: attention heads. ffn: feed-forward size.
-        kernel: depthwise kernel (odd). stem_channels: channels of the stem convolutions.
-        n_mels: mel bins. max_tokens: longest token sequence (learned positions).
-        dropout: dropout in the blocks.
+        dim: Model dimension.
+        depth: Number of blocks.
+        heads: Attention heads.
+        ffn: Feed-forward hidden size.
+        kernel: Depthwise kernel (odd).
+        stem_channels: Channels of the stem convolutions.
+        n_mels: Mel bins.
+        max_tokens: Longest token sequence (learned positions).
+        dropout: Dropout in the blocks.
+
+    Raises:
+        InvalidValue: An even kernel or a size below 1, or (from :meth:`tokenize`) an input
+            longer than ``max_tokens`` tokens: both come from the user's encoder or task config.
     """
 
     input_frames = 96
@@ -92,7 +109,7 @@ class Conformer(TokenEncoder):
                  max_tokens: int = 128, dropout: float = 0.0) -> None:
         super().__init__()
         if kernel % 2 == 0 or min(dim, depth, heads, ffn, stem_channels, n_mels, max_tokens) < 1:
-            raise ValueError("kernel must be odd and every size >= 1")
+            raise InvalidValue("kernel must be odd and every size >= 1")
         self.embed_dim, self.n_mels, self.max_tokens = int(dim), int(n_mels), int(max_tokens)
         self.frame_hop_ms = INPUT_HOP_MS * self.token_stride
         c = stem_channels
@@ -107,12 +124,13 @@ class Conformer(TokenEncoder):
         self.final_norm = nn.Identity()  # every block ends with a LayerNorm
 
     def tokenize(self, x: torch.Tensor) -> torch.Tensor:
+        """Stem tokens (one per 4 frames, 40 ms; channels × bins projected) + learned positions."""
         self._check(x)
         h = self.stem(x)  # (B, C, T/4, F/4)
         n = h.shape[2]
         if n > self.max_tokens:
-            raise ValueError(f"conformer takes at most {self.max_tokens * self.token_stride} "
-                             f"frames (max_tokens={self.max_tokens}), got {x.shape[2]}")
+            raise InvalidValue(f"conformer takes at most {self.max_tokens * self.token_stride} "
+                               f"frames (max_tokens={self.max_tokens}), got {x.shape[2]}")
         return self.stem_proj(h.permute(0, 2, 1, 3).flatten(2)) + self.pos[:, :n]
 
 

@@ -1,4 +1,4 @@
-"""``efficientnet_b0``: COLA's encoder, from the ``efficientnet-pytorch`` package (DESIGN §5).
+"""``efficientnet_b0``: COLA's encoder, from the ``efficientnet-pytorch`` package.
 
 Saeed et al. 2021, "Contrastive learning of general-purpose audio representations" (ICASSP 2021,
 §3.2): EfficientNet-B0 on log-mel spectrograms with one input channel and global max pooling,
@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 
 from pocketear.encoders.base import Encoder
+from pocketear.errors import InvalidValue
 from pocketear.registry import register
 
 INPUT_HOP_MS = 10.0
@@ -32,6 +33,9 @@ class EfficientNetB0(Encoder):
     Args:
         n_mels: mel bins of the input (any value >= 1; the trunk is fully convolutional).
         drop_connect_rate: stochastic-depth rate of the trunk (the package's default 0.2).
+
+    Raises:
+        InvalidValue: ``n_mels < 1`` or a rate outside ``[0, 1)`` (a user's encoder config).
     """
 
     input_frames = 96
@@ -43,8 +47,8 @@ class EfficientNetB0(Encoder):
 
         super().__init__()
         if n_mels < 1 or not 0.0 <= drop_connect_rate < 1.0:
-            raise ValueError(f"need n_mels >= 1 and 0 <= drop_connect_rate < 1; got {n_mels}, "
-                             f"{drop_connect_rate}")
+            raise InvalidValue(f"need n_mels >= 1 and 0 <= drop_connect_rate < 1; got {n_mels}, "
+                               f"{drop_connect_rate}")
         self.n_mels = int(n_mels)
         self.time_stride = TIME_STRIDE
         self.frame_hop_ms = INPUT_HOP_MS * TIME_STRIDE

@@ -1,4 +1,4 @@
-"""``kwt1/2/3``: Keyword Transformer, one token per log-mel frame (DESIGN §5).
+"""``kwt1/2/3``: Keyword Transformer, one token per log-mel frame.
 
 Berg, O'Connor & Tairum Cruz, "Keyword Transformer: A Self-Attention Model for Keyword Spotting",
 Interspeech 2021 (arXiv:2104.00769), §2–3 and Table 1: each time frame of the spectrogram is one
@@ -27,25 +27,33 @@ import torch
 from torch import nn
 
 from pocketear.encoders.base import TokenEncoder
+from pocketear.errors import InvalidValue
 from pocketear.registry import register
 
 INPUT_HOP_MS = 10.0
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention with one fused QKV projection (plain ops: exports to ONNX)."""
+    """Multi-head self-attention with one fused QKV projection (plain ops: exports to ONNX).
+
+    Raises:
+        InvalidValue: ``dim`` not divisible by ``heads`` (a user's encoder config).
+    """
 
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
         if dim % heads:
-            raise ValueError(f"dim {dim} is not divisible by heads {heads}")
+            raise InvalidValue(f"dim {dim} is not divisible by heads {heads}")
         self.heads = heads
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Tokens ``(B, N, D)``; ``mask`` ``(B, N)`` (True: a real token) keeps padding tokens out
-        of every token's attention."""
+        """Attend over tokens ``(B, N, D)`` → ``(B, N, D)``.
+
+        ``mask`` ``(B, N)`` (True: a real token) keeps padding tokens out of every token's
+        attention.
+        """
         b, n, d = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         att = (q @ k.transpose(-2, -1)) * (d // self.heads) ** -0.5
@@ -56,8 +64,12 @@ class Attention(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """Self-attention + MLP with residuals; returns (block output, MLP output before its residual)
-    — data2vec §3.3 builds speech targets from the latter."""
+    """Self-attention + MLP with residuals; returns (block output, MLP output before its residual).
+
+    The second output exists for data2vec's speech targets, built from the feed-forward output
+    before the last residual (Baevski et al., "data2vec: A General Framework for Self-supervised
+    Learning in Speech, Vision and Language", ICML 2022, §3.3).
+    """
 
     def __init__(self, dim: int, heads: int, mlp: int, prenorm: bool = True,
                  dropout: float = 0.0) -> None:
@@ -71,6 +83,7 @@ class TransformerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(block output, MLP output before its residual)`` for tokens ``(B, N, D)``."""
         if self.prenorm:
             x = x + self.drop(self.attn(self.norm1(x), mask))
             f = self.drop(self.mlp(self.norm2(x)))
@@ -84,11 +97,20 @@ class KWT(TokenEncoder):
     """Keyword Transformer over log-mel frames (Berg et al. 2021), frame features ``(B, T, D)``.
 
     Args:
-        dim: token dimension. depth: blocks. heads: attention heads. mlp: MLP hidden size.
-        n_mels: mel bins per frame. max_frames: longest input (learned positions).
-        prenorm: pre-norm blocks (default) or post-norm. dropout: dropout in the blocks.
-        input_frames: the window the model is applied to when embedding clips (default 96
+        dim: Token dimension.
+        depth: Number of blocks.
+        heads: Attention heads.
+        mlp: MLP hidden size.
+        n_mels: Mel bins per frame.
+        max_frames: Longest input (learned positions).
+        prenorm: Pre-norm blocks (default) or post-norm.
+        dropout: Dropout in the blocks.
+        input_frames: The window the model is applied to when embedding clips (default 96
             frames = 0.96 s, the project's patch; e.g. 64 for sub-second keyword clips).
+
+    Raises:
+        InvalidValue: A size below 1, or (from :meth:`tokenize`) an input longer than
+            ``max_frames``: both come from the user's encoder or task config.
     """
 
     input_frames = 96
@@ -98,7 +120,7 @@ class KWT(TokenEncoder):
                  dropout: float = 0.0, input_frames: int = 96) -> None:
         super().__init__()
         if min(dim, depth, heads, mlp, n_mels, max_frames, input_frames) < 1:
-            raise ValueError("dim, depth, heads, mlp, n_mels and max_frames must be >= 1")
+            raise InvalidValue("dim, depth, heads, mlp, n_mels and max_frames must be >= 1")
         self.embed_dim, self.n_mels, self.max_frames = int(dim), int(n_mels), int(max_frames)
         self.frame_hop_ms = INPUT_HOP_MS
         self.input_frames = min(int(input_frames), self.max_frames)
@@ -110,12 +132,13 @@ class KWT(TokenEncoder):
         self.final_norm = nn.LayerNorm(dim) if prenorm else nn.Identity()
 
     def tokenize(self, x: torch.Tensor) -> torch.Tensor:
+        """One token per frame: a linear projection of its mel bins plus a learned position."""
         self._check(x)
         t = x.shape[2]
         if t > self.max_frames:
-            raise ValueError(f"{type(self).__name__} takes at most max_frames={self.max_frames} "
-                             f"frames, got {t}; window the input or build it with a larger "
-                             "max_frames")
+            raise InvalidValue(f"{type(self).__name__} takes at most max_frames={self.max_frames} "
+                               f"frames, got {t}; window the input or build it with a larger "
+                               "max_frames")
         return self.proj(x[:, 0]) + self.pos[:, :t]
 
 

@@ -1,4 +1,4 @@
-"""``mobile``: the seed paper's small separable-convolution CNN on log-mel patches (DESIGN §5).
+"""``mobile``: the seed paper's small separable-convolution CNN on log-mel patches.
 
 Our reading of the encoder of Tagliasacchi et al. 2019, "Self-supervised audio representation
 learning for mobile devices" (arXiv:1905.11796). The paper's exact layer table was not available
@@ -60,9 +60,10 @@ import torch
 from torch import nn
 
 from pocketear.encoders.base import Encoder
+from pocketear.errors import InvalidValue
 from pocketear.registry import register
 
-INPUT_HOP_MS = 10.0  # frontend hop the frame rate is stated against (DESIGN §3)
+INPUT_HOP_MS = 10.0  # frontend hop the frame rate is stated against (LogMelConfig.hop_ms)
 BASE_CHANNELS = 16  # channels of the first block at width 1.0
 
 
@@ -94,6 +95,9 @@ class MobileEncoder(Encoder):
         n_mels: mel bins of the input (any value; the projection adapts to it).
         n_blocks: number of conv blocks; the time stride (and frame hop) is ``2**n_blocks``.
         kernel_size: length of the time and of the frequency kernels (odd).
+
+    Raises:
+        InvalidValue: A non-positive width or size, or an even kernel (a user's encoder config).
     """
 
     input_frames = 96
@@ -109,12 +113,12 @@ class MobileEncoder(Encoder):
     ) -> None:
         super().__init__()
         if width <= 0 or embed_dim < 1 or n_mels < 1 or n_blocks < 1:
-            raise ValueError(
+            raise InvalidValue(
                 f"need width > 0, embed_dim, n_mels, n_blocks >= 1; got width={width}, "
                 f"embed_dim={embed_dim}, n_mels={n_mels}, n_blocks={n_blocks}"
             )
         if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
+            raise InvalidValue(f"kernel_size must be odd and positive, got {kernel_size}")
         self.width = float(width)
         self.embed_dim = int(embed_dim)
         self.n_mels = int(n_mels)
@@ -133,8 +137,10 @@ class MobileEncoder(Encoder):
         self.proj = nn.Linear(self.channels[-1] * freq, self.embed_dim)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Log-mel ``(B, 1, T, n_mels)`` → the map before the projection, flattened per frame
-        ``(B, ceil(T / 16), channels × freq_bins_out)`` (512-d for ``mobile_100``)."""
+        """Log-mel ``(B, 1, T, n_mels)`` → the map before the projection, flattened per frame.
+
+        The shape is ``(B, ceil(T / 16), channels × freq_bins_out)`` (512-d for ``mobile_100``).
+        """
         if x.ndim != 4 or x.shape[1] != 1 or x.shape[-1] != self.n_mels:
             raise ValueError(
                 f"{type(self).__name__} expects log-mel (B, 1, T, {self.n_mels}), "
@@ -150,9 +156,11 @@ class MobileEncoder(Encoder):
 
     @property
     def feature_dim(self) -> int:
+        """Width of the pre-projection map: last block's channels × remaining mel bins."""
         return self.channels[-1] * self.freq_bins_out
 
     def extra_repr(self) -> str:
+        """Width, channels, sizes and frame hop, for ``print(encoder)``."""
         return (
             f"width={self.width}, channels={self.channels}, embed_dim={self.embed_dim}, "
             f"n_mels={self.n_mels}, frame_hop_ms={self.frame_hop_ms}"

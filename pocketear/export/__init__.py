@@ -1,4 +1,4 @@
-"""On-device export (DESIGN §8): ONNX with the frontend, static int8, streaming embeddings.
+"""On-device export: ONNX with the frontend, static int8, streaming embeddings.
 
 - :func:`export_onnx`: checkpoint → one self-contained ``.onnx`` (waveform in, clip embedding
   out), parity-checked against PyTorch before it is written; ``int8=True`` for static QDQ.

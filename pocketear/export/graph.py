@@ -115,6 +115,7 @@ class ClipModel(nn.Module):
         self.frames = int(encoder.input_frames)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """Waveform ``(B, N)`` → mean read-out embedding of its windows ``(B, D)``."""
         x = self.frontend(wave)[:, 0]  # (B, T, F)
         b, t, f = x.shape
         w = torch.sym_min(t, self.frames)
@@ -134,8 +135,11 @@ def window_samples(pre: Pretrained) -> tuple[int, int]:
 
 
 def as_pretrained(model: str | os.PathLike[str] | Pretrained) -> Pretrained:
-    """``model`` itself when it is a loaded ``Pretrained``, else the checkpoint or run folder
-    loaded with :func:`pocketear.model.load`."""
+    """A loaded ``Pretrained`` for ``model``, whichever form it is given in.
+
+    ``model`` itself when it is a loaded ``Pretrained``, else the checkpoint or run folder
+    loaded with :func:`pocketear.model.load`.
+    """
     from pocketear.model import Pretrained, load
 
     return model if isinstance(model, Pretrained) else load(model)
@@ -151,8 +155,10 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 
 def model_metadata(pre: Pretrained, int8: bool) -> dict[str, str]:
-    """The metadata written with every export (``metadata_props`` in ONNX, ``.json`` beside a
-    ``.pte``); all values are strings."""
+    """The metadata written with every export; all values are strings.
+
+    Stored as ``metadata_props`` in ONNX and as a ``.json`` beside a ``.pte``.
+    """
     from pocketear import __version__
 
     window, hop = window_samples(pre)

@@ -2,9 +2,9 @@
 
 Why static and not ``quantize_dynamic``: dynamic quantisation re-derives activation scales on
 every call and falls back to slow kernels for convolutions (~6× slower than fp32 on this encoder
-family, BENCHMARKS §2). Static QDQ fixes activation ranges from calibration windows of the user's
-own audio, and ONNX Runtime fuses each ``DequantizeLinear → Conv → QuantizeLinear`` into a
-``QLinearConv``.
+family; ``docs/benchmarks.md`` §4). Static QDQ fixes activation ranges from calibration windows
+of the user's own audio, and ONNX Runtime fuses each ``DequantizeLinear → Conv →
+QuantizeLinear`` into a ``QLinearConv``.
 
 What is quantised:
 - only encoder ``Conv`` / ``MatMul`` / ``Gemm`` nodes whose weight has at least
@@ -77,9 +77,10 @@ def calibration_windows(
     max_clips: int = 300,
     seed: int = 0,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Encoder windows ``(n, window_samples)`` drawn at random offsets from up to ``max_clips``
-    clips of a folder or manifest, plus a 1/8 share of synthetic windows (only synthetic ones
-    when ``source`` is None).
+    """Calibration windows ``(n, window_samples)`` from a folder or manifest of the user's audio.
+
+    Windows are drawn at random offsets from up to ``max_clips`` clips of ``source``, plus a 1/8
+    share of synthetic windows (only synthetic ones when ``source`` is None).
 
     Files that cannot be decoded are skipped (and counted); clips shorter than a window are
     zero-padded. Returns the windows and an info dict for the export report.
@@ -138,9 +139,11 @@ class WindowReader:
             yield {INPUT_NAME: self.windows[i : i + self.batch]}
 
     def get_next(self) -> dict[str, np.ndarray] | None:
+        """The next ``{"wave": windows}`` feed, or None when the windows are used up."""
         return next(self._it, None)
 
     def rewind(self) -> None:
+        """Start again from the first window (the calibrator may read the data twice)."""
         self._it = self._batches()
 
 

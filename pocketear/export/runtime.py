@@ -67,8 +67,10 @@ class Framing:
         return max(1, 1 + (n - self.win_length) // self.frame_hop)
 
     def clip_starts(self, n: int) -> np.ndarray | None:
-        """Sample offsets of the clip windows of ``n`` samples (``pocketear.model.segment``),
-        or None when the audio is shorter than one window (embedded at its own length)."""
+        """Sample offsets of the clip windows of ``n`` samples (``pocketear.model.segment``).
+
+        None when the audio is shorter than one window (it is embedded at its own length).
+        """
         t = self.num_frames(n)
         if t < self.frames:
             return None
@@ -91,8 +93,11 @@ class Framing:
 
 
 def cut_windows(audio: np.ndarray, starts: np.ndarray, window: int, offset: int = 0) -> np.ndarray:
-    """Windows ``(S, window)`` starting at absolute samples ``starts`` of a signal of which
-    ``audio`` holds samples ``[offset, offset + len(audio))``; zeros outside it."""
+    """Windows ``(S, window)`` starting at absolute samples ``starts``; zeros outside ``audio``.
+
+    ``audio`` holds samples ``[offset, offset + len(audio))`` of the whole signal, so a chunk of a
+    long file can be cut with the file's own sample positions.
+    """
     out = np.zeros((len(starts), window), dtype=np.float32)
     for i, s in enumerate(np.asarray(starts, dtype=np.int64) - offset):
         lo, hi = max(0, s), min(audio.size, s + window)
@@ -111,6 +116,7 @@ class Embedder:
 
     @property
     def sample_rate(self) -> int:
+        """The rate in Hz the model expects its input at."""
         return self.framing.sample_rate
 
     @property
@@ -185,6 +191,7 @@ class TorchEmbedder(Embedder):
 
     @torch.no_grad()
     def embed_batch(self, waves: np.ndarray) -> np.ndarray:
+        """The :class:`ClipModel` of the checkpoint, in PyTorch without gradients."""
         x = torch.from_numpy(np.ascontiguousarray(waves, dtype=np.float32))
         return self.model(x).numpy()
 
@@ -248,6 +255,7 @@ class OnnxEmbedder(Embedder):
         return json.loads(self.metadata.get("frontend", "{}"))
 
     def embed_batch(self, waves: np.ndarray) -> np.ndarray:
+        """One ONNX Runtime call of the exported graph on ``(B, N)`` float32 waveforms."""
         x = np.ascontiguousarray(waves, dtype=np.float32)
         if x.ndim != 2:
             raise InvalidValue(f"expected waveforms (B, N), got shape {x.shape}")

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from pocketear.audio.io import AudioError, audio_duration, load_audio
-from pocketear.errors import MissingPath
+from pocketear.errors import MissingDependency, MissingPath
 from pocketear.export.runtime import Embedder, cut_windows, load_embedder
 
 MARGIN = 256  # samples read beyond each chunk edge (resampling context), then dropped
@@ -187,8 +187,8 @@ def _write(out: Path, arrays: dict[str, np.ndarray]) -> None:
             import pyarrow as pa
             import pyarrow.parquet as pq
         except ImportError:
-            raise ImportError(f"{out}: writing Parquet needs pyarrow (pip install pyarrow); "
-                              "or write .npz") from None
+            raise MissingDependency(f"{out}: writing Parquet needs pyarrow (pip install pyarrow); "
+                                    "or write .npz") from None
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     try:
         with os.fdopen(fd, "wb") as f:

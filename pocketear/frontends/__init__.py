@@ -1,6 +1,8 @@
-"""Frontends: waveform → features, as export-safe ``nn.Module`` s (DESIGN §3).
+"""Frontends: waveform → features, as export-safe ``nn.Module`` s.
 
-Importing this package registers them (``pocketear.create("frontend", "logmel")``).
+The log-mel matches librosa and ships inside every exported model (speed and parity measured in
+``docs/benchmarks.md`` §1). Importing this package registers them
+(``pocketear.create("frontend", "logmel")``).
 """
 
 from pocketear.frontends.logmel import LogMel, LogMelConfig, compute_stats

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pocketear.errors import InvalidValue
 from pocketear.frontends.mel import mel_filterbank
 from pocketear.registry import register
 
@@ -32,6 +33,10 @@ class LogMelConfig:
 
     Defaults follow the common small-audio-model setup: 25 ms Hann window, 10 ms hop,
     64 mel bins over 60–7800 Hz at 16 kHz, natural log with a small floor.
+
+    Raises:
+        InvalidValue: A window or hop under one sample, ``win_length > n_fft``, a band outside
+            ``[0, sample_rate / 2]``, ``n_mels < 1`` or ``log_eps <= 0`` (a user's config).
     """
 
     sample_rate: int = 16000
@@ -45,13 +50,13 @@ class LogMelConfig:
 
     def __post_init__(self) -> None:
         if self.win_length < 1 or self.hop_length < 1:
-            raise ValueError(f"window and hop must be >= 1 sample; got {self}")
+            raise InvalidValue(f"window and hop must be >= 1 sample; got {self}")
         if self.win_length > self.n_fft:
-            raise ValueError(f"win_length {self.win_length} exceeds n_fft {self.n_fft}")
+            raise InvalidValue(f"win_length {self.win_length} exceeds n_fft {self.n_fft}")
         if not 0.0 <= self.fmin < self.fmax <= self.sample_rate / 2:
-            raise ValueError(f"need 0 <= fmin < fmax <= sample_rate / 2; got {self}")
+            raise InvalidValue(f"need 0 <= fmin < fmax <= sample_rate / 2; got {self}")
         if self.n_mels < 1 or self.log_eps <= 0:
-            raise ValueError(f"n_mels must be >= 1 and log_eps > 0; got {self}")
+            raise InvalidValue(f"n_mels must be >= 1 and log_eps > 0; got {self}")
 
     @property
     def win_length(self) -> int:
@@ -73,11 +78,17 @@ class LogMelConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> LogMelConfig:
-        """Inverse of :meth:`to_dict`; rejects unknown keys so typos do not pass silently."""
+        """Inverse of :meth:`to_dict`; rejects unknown keys so typos do not pass silently.
+
+        Raises:
+            InvalidValue: An unknown key (a typo in the user's frontend config).
+        """
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
-            raise ValueError(f"unknown LogMelConfig keys {sorted(unknown)}; known: {sorted(names)}")
+            raise InvalidValue(
+                f"unknown LogMelConfig keys {sorted(unknown)}; known: {sorted(names)}"
+            )
         return cls(**dict(d))
 
     def key(self) -> str:
@@ -249,6 +260,7 @@ class LogMel(nn.Module):
         return out.unsqueeze(1)
 
     def extra_repr(self) -> str:
+        """The config fields and whether stats are applied, for ``print(module)``."""
         fields = ", ".join(f"{k}={v}" for k, v in self.cfg.to_dict().items())
         return f"{fields}, normalised={self._use_stats}"
 

@@ -12,8 +12,11 @@ import torch
 
 
 def pad_frames(logmel: torch.Tensor, frames: int) -> torch.Tensor:
-    """Pad a ``(T, F)`` log-mel at the end to at least ``frames`` frames, each bin with its own
-    minimum over the clip (its silence level), not one flat value for the whole spectrum."""
+    """Pad a ``(T, F)`` log-mel at the end to at least ``frames`` frames.
+
+    Each bin is padded with its own minimum over the clip (its silence level), not one flat value
+    for the whole spectrum.
+    """
     if logmel.shape[0] >= frames:
         return logmel
     fill = logmel.amin(dim=0) if logmel.numel() else torch.zeros(logmel.shape[1])
@@ -21,9 +24,11 @@ def pad_frames(logmel: torch.Tensor, frames: int) -> torch.Tensor:
 
 
 def segment(logmel: torch.Tensor, frames: int, hop: int | None = None) -> torch.Tensor:
-    """Windows ``(S, frames, F)`` of a ``(T, F)`` log-mel (hop defaults to ``frames``); the last
-    window is aligned to the end so no audio is dropped. A clip shorter than one window is one
-    window of its own length ``(1, T, F)``: it is embedded as it is, never padded."""
+    """Windows ``(S, frames, F)`` of a ``(T, F)`` log-mel (hop defaults to ``frames``).
+
+    The last window is aligned to the end so no audio is dropped. A clip shorter than one window
+    is one window of its own length ``(1, T, F)``: it is embedded as it is, never padded.
+    """
     hop = hop or frames
     x = torch.as_tensor(logmel)
     if x.shape[0] <= frames:
@@ -35,8 +40,10 @@ def segment(logmel: torch.Tensor, frames: int, hop: int | None = None) -> torch.
 
 
 def time_parts(x: torch.Tensor | np.ndarray, parts: int) -> list:
-    """``parts`` consecutive, (nearly) equal time slices of a ``(T, F)`` log-mel; frames are
-    repeated when ``T < parts`` so every part holds at least one frame."""
+    """``parts`` consecutive, (nearly) equal time slices of a ``(T, F)`` log-mel.
+
+    Frames are repeated when ``T < parts`` so every part holds at least one frame.
+    """
     n = x.shape[0]
     bounds = np.linspace(0, n, parts + 1)
     out = []

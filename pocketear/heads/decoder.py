@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from pocketear.errors import InvalidValue
+
 
 class SliceDecoder(nn.Module):
     """Embedding ``(B, D)`` → log-mel slice ``(B, frames, n_mels)``.
@@ -37,7 +39,7 @@ class SliceDecoder(nn.Module):
         super().__init__()
         channels = tuple(int(c) for c in channels)
         if not channels:
-            raise ValueError("channels must name at least one block")
+            raise InvalidValue("channels must name at least one block")
         self.frames, self.n_mels = frames, n_mels
         scale = 2 ** len(channels)
         self.grid = (channels[0], math.ceil(frames / scale), math.ceil(n_mels / scale))
@@ -54,6 +56,7 @@ class SliceDecoder(nn.Module):
         self.out = nn.Conv2d(outs[-1], 1, kernel_size=3, padding=1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Embeddings ``(B, D)`` → reconstructed slices ``(B, frames, n_mels)``."""
         x = self.project(z).view(z.shape[0], *self.grid)
         x = self.out(self.upsample(x))
         return x[:, 0, : self.frames, : self.n_mels]

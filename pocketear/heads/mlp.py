@@ -33,4 +33,5 @@ class MLP(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Features ``(..., in_dim)`` → ``(..., out_dim)``."""
         return self.net(x)

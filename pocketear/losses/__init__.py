@@ -1,4 +1,4 @@
-"""Pure loss functions shared by the tasks (DESIGN §3: losses are pure functions in ``losses/``)."""
+"""Loss functions shared by the tasks; every loss in ``losses/`` is a pure function."""
 
 from pocketear.losses.metric import squared_distance, triplet_hinge, triplet_margin_loss
 from pocketear.losses.regression import (

@@ -33,18 +33,20 @@ def cosine_logits(anchor: torch.Tensor, positive: torch.Tensor,
 
 
 def batch_softmax_loss(logits: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy with each row's own positive as the class (COLA eq. (2)): the positive of
-    local row ``i`` is gathered column ``rank·B + i``."""
+    """Cross-entropy with each row's own positive as the class (COLA eq. (2)).
+
+    The positive of local row ``i`` is gathered column ``rank·B + i``.
+    """
     return F.cross_entropy(logits, local_targets(logits.shape[0], logits.device))
 
 
 def info_nce(query: torch.Tensor, key: torch.Tensor, temperature: float = 0.07,
              queue: torch.Tensor | None = None, in_batch: bool = True) -> torch.Tensor:
-    """InfoNCE of L2-normalised ``query`` against its ``key`` (the same row), with the queue's
-    keys and (``in_batch``) the batch's other keys as negatives.
+    """InfoNCE of L2-normalised ``query`` against its ``key`` (the same row).
 
-    Oord et al. 2018 eq. (4) in MoCo's form (He et al. 2020, eq. (1)): ``-log exp(q·k⁺/τ) /
-    Σ exp(q·k/τ)``. ``queue`` ``(N, D)`` is assumed normalised and detached.
+    The negatives are the queue's keys and (``in_batch``) the batch's other keys. Oord et al. 2018
+    eq. (4) in MoCo's form (He et al. 2020, eq. (1)): ``-log exp(q·k⁺/τ) / Σ exp(q·k/τ)``. ``queue``
+    ``(N, D)`` is assumed normalised and detached.
     """
     q, k = F.normalize(query, dim=-1), F.normalize(key, dim=-1)
     if in_batch:
@@ -59,9 +61,11 @@ def info_nce(query: torch.Tensor, key: torch.Tensor, temperature: float = 0.07,
 
 
 def nt_xent(a: torch.Tensor, b: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """SimCLR's NT-Xent over ``2N`` rows: row ``i`` of ``a`` and row ``i`` of ``b`` are
-    positives, the other ``2N − 2`` rows negatives (Chen et al. 2020, eq. (1)), cosine
-    similarity; averaged over all ``2N`` anchors."""
+    """SimCLR's NT-Xent over ``2N`` rows (Chen et al. 2020, eq. (1)), cosine similarity.
+
+    Row ``i`` of ``a`` and row ``i`` of ``b`` are positives, the other ``2N − 2`` rows
+    negatives; averaged over all ``2N`` anchors.
+    """
     z = F.normalize(torch.cat([a, b]), dim=-1)
     n = a.shape[0]
     sim = z @ z.T / temperature
@@ -83,7 +87,8 @@ def cluster_contrastive(p1: torch.Tensor, p2: torch.Tensor, temperature: float =
     clusters' batch marginals is subtracted (which rules out putting everything in one cluster);
     it enters as its gap to the maximum, ``2·log K − H`` (a constant offset: same gradients, and
     the loss stays ≥ 0). SLICER's official code computes the entropy but does not add it
-    (``return loss #+ ne_loss``, PAPERS.md §2): ``add_entropy=False``. Assignments are gathered
+    (``return loss #+ ne_loss``, ``ClusterLoss`` in ``src/utils/utils.py`` of GitHub
+    ``Sreyan88/LAPE``): ``add_entropy=False``. Assignments are gathered
     across processes first.
 
     Returns ``(loss, entropy)`` with the entropy (summed over the two views) for logging, either
@@ -102,15 +107,20 @@ def cluster_contrastive(p1: torch.Tensor, p2: torch.Tensor, temperature: float =
 
 
 def byol_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """BYOL's normalised MSE ``2 − 2·cos(q, z')``, mean over the batch (Grill et al. 2020,
-    eq. (2); BYOL-A, Niizumi et al. 2021, eq. (1)). ``target`` is detached here."""
+    """BYOL's normalised MSE ``2 − 2·cos(q, z')``, mean over the batch.
+
+    Grill et al. 2020, eq. (2); BYOL-A, Niizumi et al. 2021, eq. (1). ``target`` is detached
+    here.
+    """
     q, z = F.normalize(prediction, dim=-1), F.normalize(target.detach(), dim=-1)
     return (2.0 - 2.0 * (q * z).sum(-1)).mean()
 
 
 def cross_correlation(z1: torch.Tensor, z2: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Cross-correlation matrix ``(D, D)`` of two batches standardised per dimension over the
-    (global) batch (Barlow Twins, Zbontar et al. 2021, eq. (2))."""
+    """Cross-correlation matrix ``(D, D)`` of two batches (Barlow Twins, Zbontar et al. 2021).
+
+    Each batch is standardised per dimension over the (global) batch (eq. (2)).
+    """
     z1, z2 = gather(z1), gather(z2)
     n = z1.shape[0]
     z1 = (z1 - z1.mean(0)) / (z1.std(0, correction=0) + eps)
@@ -120,8 +130,10 @@ def cross_correlation(z1: torch.Tensor, z2: torch.Tensor, eps: float = 1e-5) -> 
 
 def barlow_twins(z1: torch.Tensor, z2: torch.Tensor,
                  off_diagonal_weight: float = 5e-3) -> torch.Tensor:
-    """Barlow Twins: ``Σ_i (1 − C_ii)² + λ Σ_{i≠j} C_ij²`` (Zbontar et al. 2021, eq. (1));
-    DeLoRes-S (Ghosh et al. 2022) uses it on BYOL-A's views. ``λ = 5e-3`` is the paper's."""
+    """Barlow Twins: ``Σ_i (1 − C_ii)² + λ Σ_{i≠j} C_ij²`` (Zbontar et al. 2021, eq. (1)).
+
+    DeLoRes-S (Ghosh et al. 2022) uses it on BYOL-A's views. ``λ = 5e-3`` is the paper's.
+    """
     c = cross_correlation(z1, z2)
     on = (torch.diagonal(c) - 1).pow(2).sum()
     off = c.pow(2).sum() - torch.diagonal(c).pow(2).sum()

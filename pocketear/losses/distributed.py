@@ -22,8 +22,10 @@ def world() -> tuple[int, int]:
 
 
 def gather(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``x`` ``(B, ...)`` from every process along dim 0, in rank order; gradients
-    flow back to each process's own rows. The identity without a process group."""
+    """Concatenate ``x`` ``(B, ...)`` from every process along dim 0, in rank order.
+
+    Gradients flow back to each process's own rows. The identity without a process group.
+    """
     rank, size = world()
     if size == 1:
         return x

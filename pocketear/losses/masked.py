@@ -1,6 +1,6 @@
 """Losses of the masked-prediction family, computed on masked positions only.
 
-Pure functions (DESIGN §3). Both take a boolean mask ``(B, T)`` and ignore every unmasked
+Pure functions. Both take a boolean mask ``(B, T)`` and ignore every unmasked
 position, which the tests check by changing predictions there: data2vec (Baevski et al. 2022,
 §3.3, "we regress targets at masked time-steps") and HuBERT (Hsu et al. 2021, §II.B, α = 1: loss
 on masked frames only, the variant the paper found best).
@@ -30,8 +30,7 @@ def masked_regression(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tens
 
 def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
                          mask: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of ``(B, T, K)`` logits against ``(B, T)`` integer labels, masked positions
-    only."""
+    """Cross-entropy of ``(B, T, K)`` logits against ``(B, T)`` integer labels, masked only."""
     if logits.shape[:2] != labels.shape or mask.shape != labels.shape:
         raise ValueError(f"shapes: logits {tuple(logits.shape)}, labels {tuple(labels.shape)}, "
                          f"mask {tuple(mask.shape)}")
@@ -44,8 +43,10 @@ def instance_norm_time(h: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
 
 
 def top_k_average(layers: list[torch.Tensor], k: int) -> torch.Tensor:
-    """data2vec Eq. (1)–(2): the average of the top ``k`` instance-normalised layer outputs
-    (all layers when fewer than ``k``)."""
+    """data2vec Eq. (1)–(2): the average of the top ``k`` instance-normalised layer outputs.
+
+    All layers are averaged when there are fewer than ``k``.
+    """
     if not layers or k < 1:
         raise ValueError("need at least one layer and k >= 1")
     top = layers[-k:]

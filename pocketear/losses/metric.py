@@ -1,7 +1,7 @@
-"""Metric-learning losses: the triplet margin loss of Jansen et al. 2018, with random or
-semi-hard in-batch negatives (Schroff, Kalenichenko & Philbin, FaceNet, CVPR 2015, Sec. 3.2).
+"""Metric-learning losses: the triplet margin loss of Jansen et al. 2018 and its negatives.
 
-Pure functions on ``(B, D)`` embedding tensors.
+Random or semi-hard in-batch negatives (Schroff, Kalenichenko & Philbin, FaceNet, CVPR 2015,
+Sec. 3.2). Pure functions on ``(B, D)`` embedding tensors.
 """
 
 from __future__ import annotations
@@ -105,7 +105,8 @@ def triplet_semihard_hinge(
     """Per-anchor hinge of Jansen et al. 2018, eq. (1), with a mined semi-hard negative.
 
     Args:
-        anchor, positive: ``(B, D)`` embeddings of each example's anchor and positive.
+        anchor: ``(B, D)`` embeddings of each example's anchor.
+        positive: ``(B, D)`` embeddings of each example's positive.
         candidates: ``(M, D)`` embeddings that may serve as negatives.
         valid: ``(B, M)`` bool, which candidates are allowed for which anchor.
         margin: hinge margin ``δ`` on squared distances.

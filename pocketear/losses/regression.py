@@ -1,6 +1,6 @@
 """Regression losses and metrics: reconstruction of log-mel slices, normalised-gap targets.
 
-Pure functions on tensors (DESIGN §3): no modules, no state, so every task and test can use them.
+Pure functions on tensors: no modules, no state, so every task and test can use them.
 """
 
 from __future__ import annotations

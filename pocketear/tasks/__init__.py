@@ -1,4 +1,4 @@
-"""Pretext tasks, one module per task (DESIGN §6).
+"""Pretext tasks, one module per task, each citing its paper (README, "Pretext tasks").
 
 Importing this package imports every submodule, so each task registers itself with
 ``@register("task", name)`` and is listed by ``pocketear.available("task")`` (and tested by the

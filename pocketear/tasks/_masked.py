@@ -18,6 +18,7 @@ from torch import nn
 
 from pocketear.augment.masks import span_mask
 from pocketear.encoders.base import Encoder, TokenEncoder
+from pocketear.errors import InvalidValue
 from pocketear.tasks.base import Batch, ClipNeed, Example, Task, TaskConfig, crop
 
 
@@ -38,7 +39,7 @@ class MaskedTask(Task):
     def __init__(self, encoder: Encoder, cfg: TaskConfig | None = None) -> None:
         super().__init__(encoder, cfg)
         if self.cfg.slice_frames < 1:
-            raise ValueError("slice_frames must be >= 1")
+            raise InvalidValue("slice_frames must be >= 1")
         self.mask_token = nn.Parameter(0.1 * torch.randn(encoder.n_mels))
         self._out_frames: dict[int, int] = {}
 
@@ -63,6 +64,7 @@ class MaskedTask(Task):
         return np.minimum(np.arange(frames) // stride, n - 1)
 
     def clip_need(self) -> ClipNeed:
+        """One slice, of which at least ``min_fraction`` (and one output frame) is real audio."""
         s = self.cfg.slice_frames
         stride = -(-s // self.out_frames(s))
         real = min(s, max(int(np.ceil(self.min_fraction * s - 1e-9)), stride, 1))
@@ -83,6 +85,7 @@ class MaskedTask(Task):
 
     def sample(self, clip: np.ndarray, rng: np.random.Generator,
                other: Callable[[], np.ndarray]) -> Example | None:
+        """A random slice ``x``, its ``mask`` (:meth:`draw_mask`) and its ``valid`` frames."""
         if clip.ndim != 2:
             raise ValueError(f"expected a (T, F) log-mel, got shape {clip.shape}")
         s = self.cfg.slice_frames
@@ -97,11 +100,15 @@ class MaskedTask(Task):
         return {"x": x, "mask": self.draw_mask(n, n_valid, rng), "valid": valid}
 
     def masked_input(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``(B, S, F)`` log-mels with the frames under masked output frames set to the mask
-        token; ``mask`` is ``(B, T')``."""
+        """``(B, S, F)`` log-mels with the frames under masked output frames set to the mask token.
+
+        ``mask`` is ``(B, T')``, over the encoder's output frames (:meth:`frame_spans` maps
+        input frames to them).
+        """
         owner = torch.from_numpy(self.frame_spans(x.shape[1])).to(x.device)
         frames = mask[:, owner]  # (B, S)
         return torch.where(frames[..., None], self.mask_token.to(x.dtype), x)
 
     def monitor_embeddings(self, batch: Batch) -> torch.Tensor:
+        """Clip embeddings of the unmasked slices ``x``."""
         return self.encoder.embed(batch["x"].unsqueeze(1))

@@ -1,7 +1,7 @@
-"""What the contrastive and teacher–student tasks share: two views of one clip, EMA teachers
-and a queue of past keys.
+"""What the contrastive and teacher–student tasks share: two-view sampling, EMA, a key queue.
 
-Not a task itself (the leading underscore keeps it out of the registry's auto-import).
+Two views of one clip, EMA teachers and a queue of past keys. Not a task itself (the leading
+underscore keeps it out of the registry's auto-import).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pocketear.errors import InvalidValue
 from pocketear.tasks.base import Batch, ClipNeed, Example, Task, TaskConfig, crop, separated_pair
 
 
@@ -39,13 +40,13 @@ class TwoViewConfig(TaskConfig):
 
 
 class TwoViewTask(Task):
-    """Sampler of two views ``view1``, ``view2`` ``(S, F)`` of one clip, each with its own
-    augmentation draw (``Task.view``); subclasses implement ``step``.
+    """Sampler of two views ``view1``, ``view2`` ``(S, F)`` of one clip; subclasses add ``step``.
 
-    One segment: the offset is uniform over ``0 … T - S``. Two segments: the ordered pair of
-    offsets is uniform over the pairs at least ``min_separation_frames`` apart, so the clip
-    needs ``S + min_separation_frames`` frames. Short-clip policy (:class:`ClipNeed`): a clip
-    short of that by at most ``max_pad_fraction`` of it is padded with each bin's silence level.
+    Each view has its own augmentation draw (``Task.view``). One segment: the offset is uniform over
+    ``0 … T - S``. Two segments: the ordered pair of offsets is uniform over the pairs at least
+    ``min_separation_frames`` apart, so the clip needs ``S + min_separation_frames`` frames.
+    Short-clip policy (:class:`ClipNeed`): a clip short of that by at most ``max_pad_fraction`` of
+    it is padded with each bin's silence level.
     """
 
     Config = TwoViewConfig
@@ -61,10 +62,12 @@ class TwoViewTask(Task):
         if m is None:
             return -(-c.slice_frames // 2)
         if m < 0:
-            raise ValueError(f"task.min_separation_frames must be >= 0 (or null for S/2), got {m}")
+            raise InvalidValue(
+                f"task.min_separation_frames must be >= 0 (or null for S/2), got {m}")
         return int(m)
 
     def clip_need(self) -> ClipNeed:
+        """``S`` plus the views' separation, short by at most ``max_pad_fraction`` of it."""
         settings = "task.slice_frames or task.max_pad_fraction"
         if not self.cfg.same_segment:
             settings = "task.slice_frames, task.min_separation_frames or task.max_pad_fraction"
@@ -74,6 +77,7 @@ class TwoViewTask(Task):
     def sample(
         self, clip: np.ndarray, rng: np.random.Generator, other: Callable[[], np.ndarray]
     ) -> Example | None:
+        """Two views of one clip: one segment twice, or two segments ``separation`` apart."""
         if clip.ndim != 2:
             raise ValueError(f"expected a (T, F) log-mel, got shape {clip.shape}")
         s = self.cfg.slice_frames
@@ -96,12 +100,12 @@ class TwoViewTask(Task):
         return enc.embed(x).chunk(2)
 
     def monitor_embeddings(self, batch: Batch) -> torch.Tensor:
+        """Clip embeddings of the first views."""
         return self.encoder.embed(batch["view1"].unsqueeze(1))
 
 
 def projection_mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
-    """BYOL's projector/predictor: Linear → BatchNorm → ReLU → Linear (Grill et al. 2020,
-    Sec. 3.3)."""
+    """BYOL's projector/predictor: Linear → BatchNorm → ReLU → Linear (Grill et al. 2020, §3.3)."""
     return nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
                          nn.Linear(hidden, out_dim))
 
@@ -115,23 +119,24 @@ def frozen_copy(module: nn.Module) -> nn.Module:
 
 
 class KeyQueue(nn.Module):
-    """FIFO of the last ``size`` keys ``(size, D)`` (MoCo, He et al. 2020, Sec. 3.2), kept in
-    buffers so it is saved with the task and restored on ``--resume``.
+    """FIFO of the last ``size`` keys ``(size, D)`` (MoCo, He et al. 2020, Sec. 3.2).
 
-    ``keys()`` returns only the filled rows, in ring-buffer order (not oldest first): the
-    losses use them as a set of negatives, so the order does not matter.
+    Kept in buffers, so it is saved with the task and restored on ``--resume``. ``keys()`` returns
+    only the filled rows, in ring-buffer order (not oldest first): the losses use them as a set of
+    negatives, so the order does not matter.
     """
 
     def __init__(self, size: int, dim: int) -> None:
         super().__init__()
         if size < 0:
-            raise ValueError(f"queue size must be >= 0, got {size}")
+            raise InvalidValue(f"queue size must be >= 0, got {size}")
         self.register_buffer("data", torch.zeros(size, dim))
         self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
 
     @torch.no_grad()
     def push(self, keys: torch.Tensor) -> None:
+        """Append ``keys`` ``(N, D)`` (detached), overwriting the oldest; a no-op at size 0."""
         size = self.data.shape[0]
         if size == 0:
             return
@@ -142,4 +147,5 @@ class KeyQueue(nn.Module):
         self.count.copy_(torch.clamp(self.count + len(keys), max=size))
 
     def keys(self) -> torch.Tensor:
+        """The filled rows ``(count, D)``, in ring-buffer order."""
         return self.data[: int(self.count)]

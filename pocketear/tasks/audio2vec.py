@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from pocketear.encoders.base import Encoder
+from pocketear.errors import InvalidValue
 from pocketear.heads.decoder import SliceDecoder
 from pocketear.losses.regression import mse, r_squared
 from pocketear.registry import register
@@ -43,8 +44,11 @@ def _valid(batch: Batch, key: str) -> torch.Tensor:
 
 def _real_mse(pred: torch.Tensor, target: torch.Tensor, real: torch.Tensor
               ) -> tuple[torch.Tensor, float]:
-    """MSE and R² over the real frames only (``real``: ``pred.shape[:-1]``); a batch without
-    any real target frame gives a zero loss that still reaches every decoder parameter."""
+    """MSE and R² over the real frames only (``real``: ``pred.shape[:-1]``).
+
+    A batch without any real target frame gives a zero loss that still reaches every decoder
+    parameter.
+    """
     if not bool(real.any()):
         return pred.sum() * 0.0, 0.0
     p, t = pred[real], target[real]
@@ -76,9 +80,9 @@ class _Audio2Vec(Task):
         super().__init__(encoder, cfg)
         c = self.cfg
         if c.n_side < 1 or c.gap_frames < 0 or c.slice_frames < 1:
-            raise ValueError("need n_side >= 1, gap_frames >= 0 and slice_frames >= 1")
+            raise InvalidValue("need n_side >= 1, gap_frames >= 0 and slice_frames >= 1")
         if not 0.0 <= c.max_pad_fraction < 1.0:
-            raise ValueError("max_pad_fraction must be in [0, 1)")
+            raise InvalidValue("max_pad_fraction must be in [0, 1)")
 
     @property
     def window_frames(self) -> int:
@@ -87,6 +91,7 @@ class _Audio2Vec(Task):
         return (2 * c.n_side + 1) * c.slice_frames + 2 * c.n_side * c.gap_frames
 
     def clip_need(self) -> ClipNeed:
+        """The whole window, short by at most ``max_pad_fraction`` of it."""
         return ClipNeed.of(self.window_frames, self.cfg.max_pad_fraction,
                            "task.slice_frames, task.n_side, task.gap_frames or "
                            "task.max_pad_fraction")
@@ -94,6 +99,7 @@ class _Audio2Vec(Task):
     def sample(
         self, clip: np.ndarray, rng: np.random.Generator, other: Callable[[], np.ndarray]
     ) -> Example | None:
+        """The ``2N`` context slices and the centre slice of one window, with their real frames."""
         if clip.ndim != 2:
             raise ValueError(f"expected a (T, F) log-mel, got shape {clip.shape}")
         c, need = self.cfg, self.window_frames
@@ -115,6 +121,7 @@ class _Audio2Vec(Task):
                 "context_valid": np.stack(valid), "centre_valid": centre_valid}
 
     def monitor_embeddings(self, batch: Batch) -> torch.Tensor:
+        """Clip embeddings of the centre slices."""
         return self.encoder.embed(batch["centre"].unsqueeze(1))
 
     def _embed_slices(self, x: torch.Tensor) -> torch.Tensor:
@@ -158,13 +165,14 @@ class Audio2VecCBoW(_Audio2Vec):
     def __init__(self, encoder: Encoder, cfg: Config | None = None) -> None:
         super().__init__(encoder, cfg)
         if self.cfg.combine not in ("mean", "concat"):
-            raise ValueError(f"combine must be 'mean' or 'concat', got {self.cfg.combine!r}")
+            raise InvalidValue(f"combine must be 'mean' or 'concat', got {self.cfg.combine!r}")
         in_dim = encoder.embed_dim * (2 * self.cfg.n_side if self.cfg.combine == "concat" else 1)
         self.decoder = SliceDecoder(
             in_dim, self.cfg.slice_frames, encoder.n_mels, self.cfg.decoder_channels
         )
 
     def step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Decode the centre from the combined context embeddings; MSE on its real frames."""
         z = self._embed_slices(batch["context"])
         z = z.mean(dim=1) if self.cfg.combine == "mean" else z.flatten(1)
         pred = self.decoder(z)
@@ -220,6 +228,7 @@ class Audio2VecSkipGram(_Audio2Vec):
         self.offsets = [*range(-c.n_side, 0), *range(1, c.n_side + 1)]
 
     def step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Decode each context slice from the centre's embedding; MSE on their real frames."""
         z = self.encoder.embed(batch["centre"].unsqueeze(1))  # (B, D)
         target = batch["context"]  # (B, 2N, S, F)
         if self.position is not None:

@@ -1,4 +1,4 @@
-"""The pretext-task contract (DESIGN §2–3).
+"""The pretext-task contract (:class:`Task`) and the short-clip helpers its samplers share.
 
 A task owns its heads, its sampler (what one training example is, drawn from one clip's log-mel)
 and its loss. It owns no optimiser, device, file I/O or logging backend: the train driver does.
@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from pocketear.encoders.base import Encoder
+from pocketear.errors import InvalidValue
 
 Example = dict[str, np.ndarray]
 Batch = dict[str, torch.Tensor]
@@ -98,9 +99,11 @@ class Task(nn.Module):
         """Called by the driver at the start of every epoch."""
 
     def after_step(self, step: int) -> None:
-        """Called by the driver after optimiser step ``step`` (0-based) and the EMA updates:
-        the place for state that must change only when training moves on (a queue of keys, a
-        schedule), so ``step`` itself can be called repeatedly on one batch."""
+        """Called by the driver after optimiser step ``step`` (0-based) and the EMA updates.
+
+        The place for state that must change only when training moves on (a queue of keys, a
+        schedule), so ``step`` itself can be called repeatedly on one batch.
+        """
 
     def param_groups(self) -> list[dict[str, Any]]:
         """Parameter groups for the optimiser (default: all trainable parameters)."""
@@ -109,8 +112,10 @@ class Task(nn.Module):
 
 @dataclass(frozen=True)
 class ClipNeed:
-    """The one short-clip policy of every sampler: a window of ``frames`` frames, of which at
-    most ``max_pad`` may be padding at the end (encoder input only, never a loss target).
+    """The one short-clip policy of every sampler: a window of ``frames`` frames.
+
+    Of these, at most ``max_pad`` may be padding at the end (encoder input only, never a loss
+    target).
 
     Attributes:
         frames: frames the sampler cuts its example from (one window).
@@ -126,9 +131,14 @@ class ClipNeed:
     @classmethod
     def of(cls, frames: int, max_pad_fraction: float = 0.0,
            settings: str = "task.slice_frames or task.max_pad_fraction") -> ClipNeed:
-        """A window of ``frames`` that a clip may miss by at most ``max_pad_fraction`` of it."""
+        """A window of ``frames`` that a clip may miss by at most ``max_pad_fraction`` of it.
+
+        Raises:
+            InvalidValue: ``frames < 1`` or ``max_pad_fraction`` outside ``[0, 1)`` (both come
+                from the task's config).
+        """
         if frames < 1 or not 0.0 <= max_pad_fraction < 1.0:
-            raise ValueError(f"need frames >= 1 and 0 <= max_pad_fraction < 1, got {frames}, "
+            raise InvalidValue(f"need frames >= 1 and 0 <= max_pad_fraction < 1, got {frames}, "
                              f"{max_pad_fraction}")
         # the epsilon keeps e.g. 0.1 * 480 = 48 from rounding down to 47
         return cls(frames, int(np.floor(max_pad_fraction * frames + 1e-9)), settings)
@@ -139,8 +149,11 @@ class ClipNeed:
         return max(1, self.frames - self.max_pad)
 
     def fit(self, clip: np.ndarray) -> np.ndarray | None:
-        """``clip`` itself if it holds the window, padded to ``frames`` with each bin's silence
-        level if it is short by at most ``max_pad``, else ``None``."""
+        """``clip`` itself if it holds the window, else padded to ``frames``, or ``None``.
+
+        A clip short of the window by at most ``max_pad`` frames is padded at the end with each
+        bin's silence level; a shorter one gives ``None``.
+        """
         if len(clip) >= self.frames:
             return clip
         if len(clip) < self.min_frames:
@@ -152,8 +165,11 @@ PAIR_SETTINGS = "task.slice_frames, task.min_separation_frames or task.max_pad_f
 
 
 def slice_separation(cfg: Any) -> int:
-    """``cfg.min_separation_frames`` resolved: ``None`` means ``cfg.slice_frames``, i.e. two
-    slices of one clip that share no frame (the default of the tasks that cut two slices)."""
+    """``cfg.min_separation_frames`` resolved: ``None`` means ``cfg.slice_frames``.
+
+    That is, by default two slices of one clip share no frame (the default of the tasks that cut
+    two slices).
+    """
     m = cfg.min_separation_frames
     return cfg.slice_frames if m is None else int(m)
 
@@ -175,8 +191,10 @@ def silence(clip: np.ndarray) -> np.ndarray:
 
 def crop(clip: np.ndarray, start: int, frames: int,
          pad_value: float | np.ndarray | None = None) -> np.ndarray:
-    """``frames`` frames of ``clip`` from ``start``, padded at the end with ``pad_value``
-    (default: each bin's silence level, :func:`silence`) when the clip is shorter."""
+    """``frames`` frames of ``clip`` from ``start``, padded at the end if the clip is shorter.
+
+    The padding is ``pad_value`` (default: each bin's silence level, :func:`silence`).
+    """
     out = clip[start : start + frames]
     if len(out) < frames:
         fill = silence(clip) if pad_value is None else pad_value
@@ -192,8 +210,10 @@ def valid_frames(clip_frames: int, start: int, frames: int) -> np.ndarray:
 
 
 def separated_pair(last: int, separation: int, rng: np.random.Generator) -> tuple[int, int]:
-    """Ordered pair of offsets, uniform over the pairs in ``0 … last`` at least ``separation``
-    apart (``0``: two independent offsets, which may coincide)."""
+    """Ordered pair of offsets, uniform over the pairs in ``0 … last`` ``separation`` apart or more.
+
+    ``separation`` 0: two independent offsets, which may coincide.
+    """
     if separation <= 0:
         a, b = rng.integers(0, last, endpoint=True, size=2)
         return int(a), int(b)
@@ -207,9 +227,11 @@ def separated_pair(last: int, separation: int, rng: np.random.Generator) -> tupl
 
 
 def ema_decay(step: int, start: float, end: float, anneal_steps: int) -> float:
-    """The teacher's EMA decay at ``step`` (Baevski et al., "data2vec", ICML 2022, §3.1): τ goes
-    linearly from ``start`` to ``end`` over ``anneal_steps`` updates,
-    then stays at ``end``."""
+    """The teacher's EMA decay τ at ``step``, annealed linearly from ``start`` to ``end``.
+
+    Baevski et al., "data2vec", ICML 2022, §3.1: τ goes linearly from ``start`` to ``end`` over
+    ``anneal_steps`` updates, then stays at ``end``.
+    """
     if anneal_steps <= 0 or step >= anneal_steps:
         return end
     return start + (end - start) * step / anneal_steps

@@ -28,6 +28,7 @@ from torch import nn
 from pocketear.augment.masks import random_mask
 from pocketear.data.frame_targets import load_targets, random_projection_tokenizer
 from pocketear.encoders.base import Encoder
+from pocketear.errors import InvalidValue
 from pocketear.losses.masked import masked_cross_entropy
 from pocketear.registry import register
 from pocketear.tasks._masked import MaskedTask
@@ -67,7 +68,7 @@ class BEATs(MaskedTask):
         super().__init__(encoder, cfg)
         c = self.cfg
         if not 0 < c.mask_ratio < 1 or c.codebook_size < 2 or c.code_dim < 1:
-            raise ValueError("need 0 < mask_ratio < 1, codebook_size >= 2, code_dim >= 1")
+            raise InvalidValue("need 0 < mask_ratio < 1, codebook_size >= 2, code_dim >= 1")
         if c.tokenizer:
             self.labeler = load_targets(c.tokenizer)
         else:
@@ -79,6 +80,7 @@ class BEATs(MaskedTask):
         self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, self.labeler.k))
 
     def draw_mask(self, n: int, n_valid: int, rng: np.random.Generator) -> np.ndarray:
+        """Random frames (``mask_ratio`` of the real ones, §2.3), not spans; one real: masked."""
         mask = np.zeros(n, dtype=bool)
         if n_valid == 1:
             mask[0] = True
@@ -87,6 +89,7 @@ class BEATs(MaskedTask):
         return mask
 
     def step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Cross-entropy on the tokenizer's tokens of the masked real frames."""
         x, mask, valid = batch["x"], batch["mask"].bool(), batch["valid"].bool()
         tokens = self.labeler(x, mask.shape[1])
         logits = self.head(self.encoder(self.masked_input(x, mask).unsqueeze(1)))

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pocketear.encoders.base import Encoder
+from pocketear.errors import InvalidValue
 from pocketear.losses.contrastive import byol_loss
 from pocketear.registry import register
 from pocketear.tasks._twoview import TwoViewConfig, TwoViewTask, frozen_copy, projection_mlp
@@ -33,8 +34,10 @@ BYOL_A_AUGMENT = [
 
 @register("task", "byol_a")
 class BYOLA(TwoViewTask):
-    """Online (encoder → projector → predictor) predicts the EMA target's projection of the
-    other view; symmetrised over the two view orders.
+    """Online (encoder → projector → predictor) predicts the EMA target's other-view projection.
+
+    That is, the target's projection of the other view; the loss is symmetrised over the two
+    view orders.
 
     The target (EMA copies of encoder and projector) starts equal to the online network and is
     updated by the driver after every optimiser step (``ema_pairs``). Without augmentations the
@@ -70,17 +73,19 @@ class BYOLA(TwoViewTask):
         super().__init__(encoder, cfg)
         c = self.cfg
         if not 0.0 <= c.tau <= 1.0:
-            raise ValueError(f"tau must be in [0, 1], got {c.tau}")
+            raise InvalidValue(f"tau must be in [0, 1], got {c.tau}")
         self.projector = projection_mlp(encoder.embed_dim, c.hidden_dim, c.proj_dim)
         self.predictor = projection_mlp(c.proj_dim, c.hidden_dim, c.proj_dim)
         self.target_encoder = frozen_copy(encoder)
         self.target_projector = frozen_copy(self.projector)
 
     def ema_pairs(self) -> list[tuple[nn.Module, nn.Module, float]]:
+        """The target encoder and projector, both updated with the fixed decay ``tau``."""
         return [(self.encoder, self.target_encoder, self.cfg.tau),
                 (self.projector, self.target_projector, self.cfg.tau)]
 
     def step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """BYOL loss of the online predictions against the target's projections, both orders."""
         z1, z2 = self.embed_views(batch)
         p = self.predictor(self.projector(torch.cat([z1, z2])))
         p1, p2 = p.chunk(2)

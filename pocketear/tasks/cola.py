@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from pocketear.encoders.base import Encoder
+from pocketear.errors import InvalidValue
 from pocketear.losses.contrastive import batch_softmax_loss, bilinear_logits, cosine_logits
 from pocketear.losses.distributed import local_targets
 from pocketear.registry import register
@@ -67,9 +68,9 @@ class COLA(TwoViewTask):
         super().__init__(encoder, cfg)
         c = self.cfg
         if c.similarity not in ("bilinear", "cosine"):
-            raise ValueError(f"similarity must be 'bilinear' or 'cosine', got {c.similarity!r}")
+            raise InvalidValue(f"similarity must be 'bilinear' or 'cosine', got {c.similarity!r}")
         if c.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {c.temperature}")
+            raise InvalidValue(f"temperature must be > 0, got {c.temperature}")
         self.projection = nn.Sequential(nn.Linear(encoder.embed_dim, c.proj_dim),
                                         nn.LayerNorm(c.proj_dim), nn.Tanh())
         # only the bilinear variant owns W (no unused parameter for the cosine one)
@@ -77,12 +78,14 @@ class COLA(TwoViewTask):
             if c.similarity == "bilinear" else None
 
     def logits(self, batch: Batch) -> torch.Tensor:
+        """Similarity ``(B, B_global)`` of each anchor's projection to every positive's."""
         anchor, positive = (self.projection(z) for z in self.embed_views(batch))
         if self.bilinear is not None:
             return bilinear_logits(anchor, positive, self.bilinear)
         return cosine_logits(anchor, positive, self.cfg.temperature)
 
     def step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Softmax over the batch's positives, each anchor's own positive as its class."""
         logits = self.logits(batch)
         loss = batch_softmax_loss(logits)
         with torch.no_grad():

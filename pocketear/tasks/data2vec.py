@@ -30,6 +30,7 @@ from torch import nn
 
 from pocketear.augment.masks import expected_mask_ratio, span_mask
 from pocketear.encoders.base import Encoder, TokenEncoder
+from pocketear.errors import InvalidValue
 from pocketear.losses.masked import masked_regression, top_k_average
 from pocketear.registry import register
 from pocketear.tasks._masked import MaskedTask
@@ -38,8 +39,11 @@ from pocketear.tasks.base import Batch, TaskConfig, ema_decay
 
 def _instance_norm_real(h: torch.Tensor, valid: torch.Tensor, eps: float = 1e-5
                         ) -> torch.Tensor:
-    """``instance_norm_time`` with mean and variance over the frames where ``valid`` (``(B, T)``)
-    is True; padded frames are normalised with the same statistics (they are never targets)."""
+    """``instance_norm_time`` with mean and variance over the real frames only.
+
+    The real frames are those where ``valid`` (``(B, T)``) is True; padded frames are normalised
+    with the same statistics (they are never targets).
+    """
     h = h.float()
     w = valid.to(h.dtype)[..., None]  # (B, T, 1)
     n = w.sum(dim=1, keepdim=True).clamp(min=1.0)
@@ -49,8 +53,10 @@ def _instance_norm_real(h: torch.Tensor, valid: torch.Tensor, eps: float = 1e-5
 
 
 class ConvDecoder(nn.Module):
-    """data2vec 2.0's light decoder: 1-D conv → LayerNorm → GELU layers (residual after the
-    first), then a linear projection to the target dimension."""
+    """data2vec 2.0's light decoder: 1-D conv → LayerNorm → GELU layers, then a linear projection.
+
+    Every layer after the first is residual; the projection maps to the target dimension.
+    """
 
     def __init__(self, dim: int, hidden: int, layers: int, kernel: int) -> None:
         super().__init__()
@@ -61,6 +67,7 @@ class ConvDecoder(nn.Module):
         self.proj = nn.Linear(hidden, dim)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """Token features ``(B, N, D)`` (masked slots filled in) → predictions ``(B, N, D)``."""
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
             y = nn.functional.gelu(norm(conv(h.transpose(1, 2)).transpose(1, 2)))
             h = y if i == 0 else h + y
@@ -124,22 +131,22 @@ class Data2Vec(MaskedTask):
         super().__init__(encoder, cfg)
         c = self.cfg
         if c.mode not in ("v1", "v2") or c.target_layers not in ("ffn", "block"):
-            raise ValueError(f"mode must be v1|v2 and target_layers ffn|block; got {c.mode!r}, "
+            raise InvalidValue(f"mode must be v1|v2 and target_layers ffn|block; got {c.mode!r}, "
                              f"{c.target_layers!r}")
         if c.top_k < 1 or c.mask_length < 1 or not 0 < c.mask_prob <= 1 or c.num_masks < 1:
-            raise ValueError("need top_k, mask_length, num_masks >= 1 and 0 < mask_prob <= 1")
+            raise InvalidValue("need top_k, mask_length, num_masks >= 1 and 0 < mask_prob <= 1")
         if not 0 <= c.ema_start <= 1 or not 0 <= c.ema_end <= 1:
-            raise ValueError("ema_start and ema_end must be in [0, 1]")
+            raise InvalidValue("ema_start and ema_end must be in [0, 1]")
         d = encoder.embed_dim
         self.teacher = copy.deepcopy(encoder).requires_grad_(False).eval()
         self.register_buffer("ema_step", torch.zeros((), dtype=torch.long))
         if c.mode == "v2":
             if not isinstance(encoder, TokenEncoder):
-                raise ValueError(f"data2vec mode=v2 drops masked tokens, which needs a token "
+                raise InvalidValue(f"data2vec mode=v2 drops masked tokens, which needs a token "
                                  f"encoder (kwt1/2/3, conformer_tiny); "
                                  f"{type(encoder).__name__} cannot — use mode=v1")
             if c.decoder_kernel % 2 == 0 or c.decoder_layers < 1:
-                raise ValueError("decoder_kernel must be odd and decoder_layers >= 1")
+                raise InvalidValue("decoder_kernel must be odd and decoder_layers >= 1")
             self.dec_mask = nn.Parameter(0.02 * torch.randn(d))
             self.decoder = ConvDecoder(d, c.decoder_dim or d, c.decoder_layers, c.decoder_kernel)
         else:
@@ -147,17 +154,23 @@ class Data2Vec(MaskedTask):
             self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d))
 
     def train(self, mode: bool = True) -> Data2Vec:
+        """Set the training mode, but keep the teacher in eval mode (deterministic targets)."""
         super().train(mode)
         self.teacher.eval()  # deterministic targets: no dropout, BatchNorm running stats
         return self
 
     # --- sampler ----------------------------------------------------------------------------
     def draw_mask(self, n: int, n_valid: int, rng: np.random.Generator) -> np.ndarray:
+        """v1: the base's span mask; v2: ``num_masks`` masks ``(M, n)``, each hiding as many.
+
+        Raises:
+            InvalidValue: v2 with fewer than 2 encoder frames per slice.
+        """
         c = self.cfg
         if c.mode == "v1":
             return super().draw_mask(n, n_valid, rng)
         if n < 2:
-            raise ValueError("data2vec v2 needs at least 2 encoder frames per slice")
+            raise InvalidValue("data2vec v2 needs at least 2 encoder frames per slice")
         exact = int(np.clip(round(expected_mask_ratio(c.mask_prob, c.mask_length) * n), 1, n - 1))
         return np.stack([span_mask(n, c.mask_prob, c.mask_length, rng, exact=exact)
                          for _ in range(c.num_masks)])
@@ -195,6 +208,7 @@ class Data2Vec(MaskedTask):
         return self.decoder(full)
 
     def step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Regress the teacher's targets at the masked real frames (v1 or v2 student)."""
         c = self.cfg
         x, mask, valid = batch["x"], batch["mask"].bool(), batch["valid"].bool()
         target = self.targets(x, valid)
@@ -223,12 +237,16 @@ class Data2Vec(MaskedTask):
 
     # --- EMA --------------------------------------------------------------------------------
     def current_decay(self) -> float:
+        """The teacher's EMA decay after the ``ema_step`` updates made so far."""
         c = self.cfg
         return ema_decay(int(self.ema_step), c.ema_start, c.ema_end, c.anneal_steps)
 
     def ema_pairs(self) -> list[tuple[nn.Module, nn.Module, float]]:
-        """One (student, teacher, τ) pair; τ follows the annealing schedule of the updates
-        made so far (``ema_step`` is a buffer, so it resumes with the checkpoint)."""
+        """One (student, teacher, τ) pair; τ follows the annealing schedule.
+
+        The schedule counts the updates made so far (``ema_step`` is a buffer, so it resumes
+        with the checkpoint).
+        """
         decay = self.current_decay()
         self.ema_step += 1
         return [(self.encoder, self.teacher, decay)]

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from pocketear.encoders.base import Encoder
+from pocketear.errors import InvalidValue
 from pocketear.losses.contrastive import barlow_twins, cross_correlation
 from pocketear.registry import register
 from pocketear.tasks._twoview import TwoViewConfig, TwoViewTask
@@ -58,7 +59,7 @@ class DeLoResS(TwoViewTask):
         super().__init__(encoder, cfg)
         dims = [int(d) for d in self.cfg.projector_dims]
         if not dims or min(dims) < 1:
-            raise ValueError(f"projector_dims must list positive widths, got {dims}")
+            raise InvalidValue(f"projector_dims must list positive widths, got {dims}")
         layers: list[nn.Module] = []
         prev = encoder.embed_dim
         for width in dims[:-1]:
@@ -68,6 +69,7 @@ class DeLoResS(TwoViewTask):
         self.projector = nn.Sequential(*layers)
 
     def step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Barlow Twins loss on the cross-correlation of the two views' projections."""
         z1, z2 = self.projector(torch.cat(self.embed_views(batch))).chunk(2)
         loss = barlow_twins(z1, z2, self.cfg.off_diagonal_weight)
         with torch.no_grad():

@@ -28,6 +28,7 @@ from torch import nn
 
 from pocketear.data.frame_targets import FrameLabeler, load_targets
 from pocketear.encoders.base import Encoder
+from pocketear.errors import InvalidValue
 from pocketear.losses.masked import masked_cross_entropy
 from pocketear.registry import register
 from pocketear.tasks._masked import MaskedTask
@@ -35,11 +36,15 @@ from pocketear.tasks.base import Batch, TaskConfig
 
 
 def fit_kmeans(x: np.ndarray, k: int, seed: int = 0, batch_size: int = 1024) -> np.ndarray:
-    """Centroids ``(k, D)`` of ``x`` by scikit-learn's MiniBatchKMeans."""
+    """Centroids ``(k, D)`` of ``x`` by scikit-learn's MiniBatchKMeans.
+
+    Raises:
+        InvalidValue: fewer frames than clusters (``task.k`` too large for the first batch).
+    """
     from sklearn.cluster import MiniBatchKMeans
 
     if len(x) < k:
-        raise ValueError(f"k-means with k={k} needs at least {k} frames, got {len(x)}; lower "
+        raise InvalidValue(f"k-means with k={k} needs at least {k} frames, got {len(x)}; lower "
                          "task.k or make a targets file with `pocketear cluster`")
     km = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3,
                          batch_size=min(batch_size, len(x)))
@@ -55,6 +60,7 @@ class CosineClassifier(nn.Module):
         self.temperature = temperature
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Projected frames ``(..., dim)`` → logits ``(..., k)``."""
         z = nn.functional.normalize(z, dim=-1)
         return z @ nn.functional.normalize(self.codes, dim=-1).T / self.temperature
 
@@ -101,13 +107,13 @@ class HuBERT(MaskedTask):
         super().__init__(encoder, cfg)
         c = self.cfg
         if c.mask_length < 1 or not 0 < c.mask_prob <= 1 or c.temperature <= 0 or c.k < 2:
-            raise ValueError("need mask_length >= 1, 0 < mask_prob <= 1, temperature > 0, k >= 2")
+            raise InvalidValue("need mask_length >= 1, 0 < mask_prob <= 1, temperature > 0, k >= 2")
         if c.targets:
             self.labeler = load_targets(c.targets)
             fitted = True
         else:
             if c.features not in ("mfcc", "logmel"):
-                raise ValueError(f"features must be 'mfcc' or 'logmel', got {c.features!r}")
+                raise InvalidValue(f"features must be 'mfcc' or 'logmel', got {c.features!r}")
             dim = 39 if c.features == "mfcc" else encoder.n_mels
             self.labeler = FrameLabeler(c.features, torch.zeros(c.k, dim))
             fitted = False
@@ -126,6 +132,7 @@ class HuBERT(MaskedTask):
         self.fitted_frames.fill_(len(rows))
 
     def step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Cross-entropy on the masked real frames' cluster ids (k-means first if unfitted)."""
         x, mask, valid = batch["x"], batch["mask"].bool(), batch["valid"].bool()
         if int(self.fitted_frames) < 0:
             self.fit_on_batch(x, valid)

@@ -9,8 +9,8 @@ the student's softmax assignments of the two views (Li et al. 2021, "Contrastive
 eqs. (5)–(7)); k-mix augmentation (the ``kmix`` augmentation: mixup partners chosen through
 k-means clusters of the corpus).
 
-The defaults follow the official code (``Sreyan88/LAPE``, as described in
-``shared/docs/PAPERS.md`` §2; the code has no licence and was not used here): heads, cluster
+The defaults follow the official code (GitHub ``Sreyan88/LAPE``: ``src/upstream/slicer/`` and
+``src/utils/utils.py``; the code has no licence and was not used here): heads, cluster
 count, losses, queue, temperatures, EMA and the augmentation chain. What cannot be a task
 default, and the remaining differences, are named in :class:`SLICER`'s docstring.
 """
@@ -25,17 +25,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from pocketear.encoders.base import Encoder
+from pocketear.errors import InvalidValue
 from pocketear.losses.contrastive import cluster_contrastive, info_nce
 from pocketear.losses.distributed import gather
 from pocketear.registry import register
 from pocketear.tasks._twoview import TwoViewConfig, TwoViewTask, frozen_copy, projection_mlp
 from pocketear.tasks.base import Batch
 
-# The official config's augmentations in their listed order (PAPERS.md §2: "MixupBYOLA (ratio
-# 0.4), RandomResizeCrop (virtual crop 1.0–1.5, scales 0.6–1.5), Kmix (ratio 0.4, top_k 128,
-# 4 clusters, 20 k-means iterations)"), inside BYOL-A's Pre-/Post-Norm (PAPERS.md §4): k-mix is
-# applied *in addition to* BYOL-A's mixup, on the mixed and cropped slice. Our reading: the
-# config lists them in the order they are applied; PAPERS.md does not state it separately.
+# The official config's augmentations in their listed order (``src/upstream/slicer/config.yaml``
+# of Sreyan88/LAPE: MixupBYOLA (ratio 0.4), RandomResizeCrop (virtual crop 1.0–1.5, scales
+# 0.6–1.5), Kmix (ratio 0.4, top_k 128, 4 clusters, 20 k-means iterations)), inside BYOL-A's
+# Pre-/Post-Norm (Niizumi et al. 2021, "BYOL for Audio", IJCNN, Sec. 3.2): k-mix is applied
+# *in addition to* BYOL-A's mixup, on the mixed and cropped slice. Our reading: the config lists
+# them in the order they are applied; the order is not stated separately.
 SLICER_AUGMENT = [
     {"name": "pre_norm"},
     {"name": "log_mixup_exp", "params": {"alpha": 0.4}},
@@ -51,20 +53,20 @@ PROJECTORS = ("linear", "mlp")
 
 
 class EpochCappedQueue(nn.Module):
-    """FIFO of past teacher keys (MoCo, He et al. 2020, Sec. 3.2), capped at a fraction of an
-    epoch once the epoch's length is known (:meth:`learn_epoch`).
+    """FIFO of past teacher keys (MoCo, He et al. 2020, Sec. 3.2), capped at a fraction of an epoch.
 
-    The buffers hold only the filled rows, so a checkpoint carries no empty rows (the official
-    65,536 × 128 queue would add 32 MB to every checkpoint of a small corpus); loading a state
-    dict resizes them. ``seen`` counts the examples whose keys were pushed, ``cap`` is the
-    learnt limit (0: not learnt yet, ``size`` applies). Rows are in ring order; the losses use
-    them as a set of negatives, so the order does not matter.
+    The cap applies once the epoch's length is known (:meth:`learn_epoch`). The buffers hold only
+    the filled rows, so a checkpoint carries no empty rows (the official 65,536 × 128 queue would
+    add 32 MB to every checkpoint of a small corpus); loading a state dict resizes them. ``seen``
+    counts the examples whose keys were pushed, ``cap`` is the learnt limit (0: not learnt yet,
+    ``size`` applies). Rows are in ring order; the losses use them as a set of negatives, so the
+    order does not matter.
     """
 
     def __init__(self, size: int, dim: int) -> None:
         super().__init__()
         if size < 0:
-            raise ValueError(f"queue size must be >= 0, got {size}")
+            raise InvalidValue(f"queue size must be >= 0, got {size}")
         self.size = int(size)
         self.register_buffer("data", torch.zeros(0, dim))
         self.register_buffer("ptr", torch.zeros((), dtype=torch.long))  # oldest row once full
@@ -73,14 +75,17 @@ class EpochCappedQueue(nn.Module):
 
     @property
     def limit(self) -> int:
+        """Most keys kept: ``size``, or the learnt ``cap`` once it is set and smaller."""
         cap = int(self.cap)
         return min(self.size, cap) if cap > 0 else self.size
 
     @property
     def count(self) -> int:
+        """Keys held now."""
         return len(self.data)
 
     def keys(self) -> torch.Tensor:
+        """The held keys ``(count, D)``, in ring order (a set of negatives)."""
         return self.data
 
     @torch.no_grad()
@@ -127,7 +132,7 @@ class EpochCappedQueue(nn.Module):
 class SLICER(TwoViewTask):
     """Symmetric instance InfoNCE (student vs EMA teacher, queue negatives) + cluster loss.
 
-    Defaults as the official code (PAPERS.md §2): instance projector Linear(D→128); cluster
+    Defaults as the official code (``Sreyan88/LAPE``): instance projector Linear(D→128); cluster
     head Linear(D→D)–ReLU–Linear(D→128)–Softmax (128 clusters); cluster loss without its entropy
     term (computed and logged, not added); τ 0.07, cluster τ 1.0; EMA 0.999; queue 65,536; the
     augmentation chain pre_norm → mixup → RRC → k-mix (4 spherical k-means clusters, farthest
@@ -175,7 +180,7 @@ class SLICER(TwoViewTask):
 
     @dataclass
     class Config(TwoViewConfig):
-        """SLICER hyper-parameters (defaults: the official code, PAPERS.md §2).
+        """SLICER hyper-parameters (defaults: the official code, ``Sreyan88/LAPE``).
 
         Attributes:
             slice_frames: frames per segment ``S``.
@@ -223,14 +228,14 @@ class SLICER(TwoViewTask):
         super().__init__(encoder, cfg)
         c = self.cfg
         if not 0.0 <= c.tau <= 1.0 or c.temperature <= 0 or c.cluster_temperature <= 0:
-            raise ValueError("need 0 <= tau <= 1 and positive temperatures")
+            raise InvalidValue("need 0 <= tau <= 1 and positive temperatures")
         if c.n_clusters < 2:
-            raise ValueError(f"n_clusters must be >= 2, got {c.n_clusters}")
+            raise InvalidValue(f"n_clusters must be >= 2, got {c.n_clusters}")
         if c.projector not in PROJECTORS:
-            raise ValueError(f"task.projector must be one of {', '.join(PROJECTORS)}, got "
+            raise InvalidValue(f"task.projector must be one of {', '.join(PROJECTORS)}, got "
                              f"{c.projector!r}")
         if c.hidden_dim < 0 or c.queue_epoch_fraction < 0:
-            raise ValueError("task.hidden_dim and task.queue_epoch_fraction must be >= 0")
+            raise InvalidValue("task.hidden_dim and task.queue_epoch_fraction must be >= 0")
         d = encoder.embed_dim
         hidden = c.hidden_dim or d
         self.projector = nn.Linear(d, c.proj_dim) if c.projector == "linear" else \
@@ -243,18 +248,22 @@ class SLICER(TwoViewTask):
         self._pending: torch.Tensor | None = None
 
     def ema_pairs(self) -> list[tuple[nn.Module, nn.Module, float]]:
+        """The teacher's encoder and projector, both updated with the decay ``tau``."""
         return [(self.encoder, self.teacher_encoder, self.cfg.tau),
                 (self.projector, self.teacher_projector, self.cfg.tau)]
 
     def on_epoch_start(self, epoch: int) -> None:
+        """Cap the queue at the start of epoch 1, once an epoch's length is known."""
         self.queue.learn_epoch(epoch, self.cfg.queue_epoch_fraction)
 
     def after_step(self, step: int) -> None:
+        """Push the last training step's teacher keys to the queue."""
         if self._pending is not None:
             self.queue.push(self._pending, len(self._pending) // 2)
             self._pending = None
 
     def step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Symmetric instance InfoNCE against the teacher plus the weighted cluster loss."""
         c = self.cfg
         z = torch.cat(self.embed_views(batch))
         q1, q2 = self.projector(z).chunk(2)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from pocketear.encoders.base import Encoder
+from pocketear.errors import InvalidValue
 from pocketear.heads.mlp import MLP
 from pocketear.losses.regression import mse, soft_binary_cross_entropy
 from pocketear.registry import register
@@ -93,13 +94,14 @@ class TemporalGap(Task):
         super().__init__(encoder, cfg)
         c = self.cfg
         if c.mode not in ("regression", "classification"):
-            raise ValueError(f"mode must be 'regression' or 'classification', got {c.mode!r}")
+            raise InvalidValue(f"mode must be 'regression' or 'classification', got {c.mode!r}")
         if c.regression_loss not in ("xent", "mse"):
-            raise ValueError(f"regression_loss must be 'xent' or 'mse', got {c.regression_loss!r}")
+            raise InvalidValue(
+                f"regression_loss must be 'xent' or 'mse', got {c.regression_loss!r}")
         if c.max_gap_frames < 1 or c.n_bins < 2:
-            raise ValueError("need max_gap_frames >= 1 and n_bins >= 2")
+            raise InvalidValue("need max_gap_frames >= 1 and n_bins >= 2")
         if not 0 <= self.separation <= c.max_gap_frames:
-            raise ValueError(f"task.min_separation_frames must be in 0 … max_gap_frames "
+            raise InvalidValue(f"task.min_separation_frames must be in 0 … max_gap_frames "
                              f"({c.max_gap_frames}), got {self.separation}; lower it (null = "
                              "slice_frames) or raise task.max_gap_frames")
         out = 1 if c.mode == "regression" else c.n_bins
@@ -113,11 +115,13 @@ class TemporalGap(Task):
         return slice_separation(self.cfg)
 
     def clip_need(self) -> ClipNeed:
+        """Two slices at least the smallest gap apart (:func:`pair_need`)."""
         return pair_need(self.cfg)
 
     def sample(
         self, clip: np.ndarray, rng: np.random.Generator, other: Callable[[], np.ndarray]
     ) -> Example | None:
+        """Two slices of one clip at a random gap, in random order, and the normalised gap."""
         if clip.ndim != 2:
             raise ValueError(f"expected a (T, F) log-mel, got shape {clip.shape}")
         c, s = self.cfg, self.cfg.slice_frames
@@ -139,9 +143,11 @@ class TemporalGap(Task):
         }
 
     def monitor_embeddings(self, batch: Batch) -> torch.Tensor:
+        """Clip embeddings of the first slices."""
         return self.encoder.embed(batch["first"].unsqueeze(1))
 
     def step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Predict the gap from both slices' embeddings: regression or bin classification."""
         c = self.cfg
         x = torch.cat([batch["first"], batch["second"]]).unsqueeze(1)
         z1, z2 = self.encoder.embed(x).chunk(2)

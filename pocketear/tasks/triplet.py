@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from pocketear.encoders.base import Encoder
+from pocketear.errors import InvalidValue
 from pocketear.losses.metric import squared_distance, triplet_hinge, triplet_semihard_hinge
 from pocketear.registry import register
 from pocketear.tasks.base import (
@@ -41,8 +42,8 @@ class Triplet(Task):
     squared L2 distances; by default on L2-normalised embeddings with ``δ = 0.1`` (with unit
     vectors the margin has a fixed scale and cannot be met by inflating norms). The margin is
     kept as it was: eq. (1) defines ``δ`` as a non-negative hyper-parameter, and no value from
-    the paper has been verified (``docs/PAPERS.md`` lists none), so 0.1 is this project's
-    choice, not a number reproduced from the paper.
+    the paper has been verified, so 0.1 is this project's choice, not a number reproduced from
+    the paper.
 
     Negatives (``negatives``): with ``"random"`` each anchor's negative is its example's own
     ``negative`` slice, a random other clip; once the encoder separates clips at all, ``d_an``
@@ -103,9 +104,9 @@ class Triplet(Task):
     def __init__(self, encoder: Encoder, cfg: Config | None = None) -> None:
         super().__init__(encoder, cfg)
         if self.cfg.margin < 0 or self.separation < 0:
-            raise ValueError("margin and min_separation_frames must be >= 0")
+            raise InvalidValue("margin and min_separation_frames must be >= 0")
         if self.cfg.negatives not in NEGATIVES:
-            raise ValueError(f"task.negatives={self.cfg.negatives!r} is unknown; use "
+            raise InvalidValue(f"task.negatives={self.cfg.negatives!r} is unknown; use "
                              f"{' or '.join(NEGATIVES)} (e.g. --set task.negatives=semihard)")
 
     @property
@@ -114,11 +115,13 @@ class Triplet(Task):
         return slice_separation(self.cfg)
 
     def clip_need(self) -> ClipNeed:
+        """Anchor and positive ``min_separation_frames`` apart (:func:`pair_need`)."""
         return pair_need(self.cfg)
 
     def sample(
         self, clip: np.ndarray, rng: np.random.Generator, other: Callable[[], np.ndarray]
     ) -> Example | None:
+        """Anchor and positive from ``clip``, a negative slice from ``other()``."""
         if clip.ndim != 2:
             raise ValueError(f"expected a (T, F) log-mel, got shape {clip.shape}")
         s = self.cfg.slice_frames
@@ -138,16 +141,20 @@ class Triplet(Task):
         }
 
     def monitor_embeddings(self, batch: Batch) -> torch.Tensor:
+        """Clip embeddings of the anchors."""
         return self.encoder.embed(batch["anchor"].unsqueeze(1))
 
     @staticmethod
     def candidate_mask(batch_size: int, device: torch.device | None = None) -> torch.Tensor:
-        """``(B, 3B)`` bool: which of ``[anchors; positives; negatives]`` may be a negative of
-        anchor ``i``: all but anchor ``i`` and positive ``i`` (slices of anchor ``i``'s clip)."""
+        """``(B, 3B)`` bool: which of ``[anchors; positives; negatives]`` may be a negative.
+
+        Row ``i``: all but anchor ``i`` and positive ``i`` (the slices of anchor ``i``'s clip).
+        """
         own = torch.eye(batch_size, dtype=torch.bool, device=device)
         return ~torch.cat([own, own, torch.zeros_like(own)], dim=1)
 
     def step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Triplet hinge with mined semi-hard (default) or the sampled random negatives."""
         c = self.cfg
         x = torch.cat([batch["anchor"], batch["positive"], batch["negative"]]).unsqueeze(1)
         z = self.encoder.embed(x)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from pocketear.augment.base import Augmentation, Clips, Compose
+from pocketear.errors import InvalidValue
 
 STATE_FILE = "augment_state.npz"
 
@@ -42,7 +43,7 @@ def prepare_augment(augment: Augmentation | None, clip: Callable[[int], np.ndarr
         try:
             augment.load_state(state)
         except ValueError as err:
-            raise ValueError(f"{path}: {err}; the run's augment config changed? delete the "
+            raise InvalidValue(f"{path}: {err}; the run's augment config changed? delete the "
                              "file to refit") from None
         return
     rng = np.random.default_rng([seed, 3])

@@ -1,5 +1,8 @@
-"""Deterministic batches: batch ``s`` is a pure function of (seed, s), so ``--resume`` continues
-with exactly the data order of an uninterrupted run without storing sampler state."""
+"""Deterministic batches: batch ``s`` is a pure function of (seed, s).
+
+So ``--resume`` continues with exactly the data order of an uninterrupted run without storing
+sampler state.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pocketear.errors import InvalidValue
 from pocketear.tasks.base import Batch, Task
 
 
@@ -46,7 +50,7 @@ def filter_short_clips(lengths: Sequence[int] | np.ndarray, task: Task, hop_seco
     clips in a row; filtering first makes every draw usable and says how many were left out.
 
     Raises:
-        ValueError: when no clip is long enough; the message names the task, its need in
+        InvalidValue: when no clip is long enough; the message names the task, its need in
             seconds and the settings that set it.
     """
     lengths = np.asarray(lengths, dtype=np.int64)
@@ -56,7 +60,7 @@ def filter_short_clips(lengths: Sequence[int] | np.ndarray, task: Task, hop_seco
     if len(lengths) and not len(usable):
         name = task_name or type(task).__name__
         longest = int(lengths.max()) * hop_seconds
-        raise ValueError(
+        raise InvalidValue(
             f"all {len(lengths):,} clips are shorter than the {out.seconds:.2f} s "
             f"({need.min_frames} frames) that {name} needs (longest: {longest:.2f} s); use "
             f"longer recordings or lower {need.settings} (e.g. --set task.slice_frames=...)")
@@ -84,7 +88,7 @@ class BatchSampler:
         if len(ids) and (ids.min() < 0 or ids.max() >= n_clips):
             raise ValueError(f"indices must lie in 0 … {n_clips - 1}")
         if len(ids) < 1:
-            raise ValueError("no clips to train on")
+            raise InvalidValue("no clips to train on")
         self._read, self._ids = clips, ids
         self.n, self.task = len(ids), task
         self.batch_size, self.seed, self.max_tries = batch_size, seed, max_tries
@@ -104,6 +108,14 @@ class BatchSampler:
         return int(self._perm[pos])
 
     def batch(self, step: int) -> Batch:
+        """The collated batch of training step ``step`` (the same on every call and resume).
+
+        A clip the task's sampler rejects (too short ...) is replaced by a seeded random one, at
+        most ``max_tries`` times in a row.
+
+        Raises:
+            InvalidValue: ``max_tries`` clips in a row were rejected.
+        """
         examples = []
         for k in range(self.batch_size):
             counter = step * self.batch_size + k
@@ -117,7 +129,7 @@ class BatchSampler:
                 self.unusable += 1
                 idx = int(rng.integers(self.n))
             if example is None:
-                raise ValueError(
+                raise InvalidValue(
                     f"the {type(self.task).__name__} sampler rejected {self.max_tries} clips in a "
                     f"row (it needs {self.task.min_frames} frames per clip); leave short clips "
                     "out (filter_short_clips), use longer recordings or lower "
@@ -135,10 +147,12 @@ class BatchSampler:
         return other
 
     def epoch_of(self, step: int) -> int:
+        """The epoch (pass over the sampler's clips) that step ``step``'s batch starts in."""
         return (step * self.batch_size) // self.n
 
 
 def steps_for_epochs(epochs: float, n_clips: int, batch_size: int) -> int:
+    """Steps of ``batch_size`` examples covering ``epochs`` passes over ``n_clips`` (>= 1)."""
     return max(1, int(np.ceil(epochs * n_clips / batch_size)))
 
 

@@ -13,11 +13,13 @@ from typing import Any
 
 import torch
 
+from pocketear.errors import InvalidValue
+
 FORMAT = "pocketear-checkpoint"
 
 
-class CheckpointError(ValueError):
-    """A file that is not a usable pocketear checkpoint."""
+class CheckpointError(InvalidValue):
+    """A file that is not a usable pocketear checkpoint (a user error, still a ``ValueError``)."""
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike[str]) -> Path:

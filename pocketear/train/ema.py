@@ -8,7 +8,7 @@ from torch import nn
 
 @torch.no_grad()
 def ema_update(online: nn.Module, target: nn.Module, decay: float) -> None:
-    """target ← decay · target + (1 − decay) · online (parameters); buffers are copied."""
+    """Target ← decay · target + (1 − decay) · online (parameters); buffers are copied."""
     for p_t, p_o in zip(target.parameters(), online.parameters(), strict=True):
         p_t.lerp_(p_o.detach(), 1.0 - decay)
     for b_t, b_o in zip(target.buffers(), online.buffers(), strict=True):

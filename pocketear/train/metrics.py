@@ -30,6 +30,7 @@ class MetricsWriter:
             self._tb = None
 
     def log(self, step: int, values: dict[str, Any]) -> None:
+        """Append ``{"step": step, **values}`` as one line; numeric values also to TensorBoard."""
         self._f.write(json.dumps({"step": step, **values}) + "\n")
         if self._tb is not None:
             for k, v in values.items():
@@ -37,12 +38,14 @@ class MetricsWriter:
                     self._tb.add_scalar(k, v, step)
 
     def close(self) -> None:
+        """Close the JSON-lines file and the TensorBoard writer."""
         self._f.close()
         if self._tb is not None:
             self._tb.close()
 
 
 def read_metrics(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The logged steps of a run folder's ``metrics.jsonl``, in order ([] when there is none)."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         return []

@@ -1,5 +1,7 @@
-"""Training monitors (DESIGN §6): collapse monitors on a batch of embeddings, logged every N
-steps by the driver, and a monitor that warns when a task is solved trivially from the start.
+"""Training monitors: representation collapse, and pretext tasks solved trivially.
+
+Collapse monitors work on a batch of embeddings and are logged every N steps by the driver; a
+second monitor warns when a task is solved trivially from the start.
 
 Pure functions and classes returning Python values; they never take part in the loss.
 """

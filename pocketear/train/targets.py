@@ -1,5 +1,7 @@
-"""Make target files for the discrete masked tasks: ``pocketear cluster`` (HuBERT) and
-``pocketear tokenizer`` (BEATs' next iteration). See :mod:`pocketear.data.frame_targets`.
+"""Make target files for the discrete masked tasks (HuBERT, BEATs).
+
+``pocketear cluster`` makes HuBERT's targets and ``pocketear tokenizer`` BEATs' next
+iteration. See :mod:`pocketear.data.frame_targets`.
 
 Frames come from the corpus's normalised log-mels: iteration 1 normalises with the corpus
 statistics (those a pretraining run on the same corpus computes, so the features match what the
@@ -20,6 +22,7 @@ from tqdm.auto import tqdm
 
 from pocketear.data.frame_targets import encoder_layer, mfcc, save_targets
 from pocketear.encoders.base import Encoder, TokenEncoder
+from pocketear.errors import InvalidValue
 from pocketear.frontends.logmel import LogMel
 from pocketear.frontends.windows import segment
 from pocketear.train.build import load_modules
@@ -28,8 +31,10 @@ from pocketear.train.loop import prepare_data
 
 
 def default_layer(encoder: torch.nn.Module) -> int:
-    """The middle block for encoders with blocks (HuBERT's iteration 2 used a middle layer of
-    its 12), else 0 (the output)."""
+    """The layer whose features are clustered by default: the middle block, else 0 (the output).
+
+    Encoders with blocks get the middle one (HuBERT's iteration 2 used a middle layer of its 12).
+    """
     if isinstance(encoder, TokenEncoder) and len(encoder.blocks):
         return max(1, len(encoder.blocks) // 2)
     return 0
@@ -60,7 +65,7 @@ def kmeans(x: np.ndarray, k: int, seed: int = 0, epochs: int = 3, batch_size: in
     from sklearn.cluster import MiniBatchKMeans
 
     if len(x) < k:
-        raise ValueError(f"{len(x)} frames cannot make {k} clusters; lower --k or add data")
+        raise InvalidValue(f"{len(x)} frames cannot make {k} clusters; lower --k or add data")
     batch_size = max(batch_size, 3 * k)
     km = MiniBatchKMeans(n_clusters=k, random_state=seed, batch_size=batch_size, n_init=3)
     rng = np.random.default_rng(seed)
@@ -79,8 +84,11 @@ def kmeans(x: np.ndarray, k: int, seed: int = 0, epochs: int = 3, batch_size: in
 
 def _corpus_clips(cfg: RunConfig, where: Path, progress: bool,
                   frontend: LogMel | None) -> list[np.ndarray]:
-    """Normalised log-mels of the config's corpus: with ``frontend``'s statistics, or (none
-    given) with the corpus's own, as a pretraining run on it would."""
+    """Normalised log-mels of the config's corpus.
+
+    Normalised with ``frontend``'s statistics, or (none given) with the corpus's own, as a
+    pretraining run on it would.
+    """
     cache = prepare_data(cfg, where, progress)
     if frontend is None:
         frontend = LogMel(cfg.frontend)
@@ -100,10 +108,10 @@ def make_targets(run: str | Path | None = None, data: str | None = None,
     """
     if run is None:
         if not data:
-            raise ValueError("give a RUN_DIR (features of a trained encoder) or --data (MFCC / "
+            raise InvalidValue("give a RUN_DIR (features of a trained encoder) or --data (MFCC / "
                              "log-mel frames for iteration 1)")
         if features not in ("mfcc", "logmel"):
-            raise ValueError(f"--features must be mfcc or logmel, got {features!r}")
+            raise InvalidValue(f"--features must be mfcc or logmel, got {features!r}")
         out = Path(out or f"targets_{features}_k{k}.npz")
         cfg = resolve(load_config(None, [f"data.source={data}", "task.name=hubert"]))
         clips = _corpus_clips(cfg, out.parent / "_cluster", progress, None)

@@ -19,8 +19,10 @@ def _slice(seed: int = 0, frames: int = 40) -> np.ndarray:
 
 
 def _ready(name: str, **params: float):
-    """A fresh augmentation, fitted on a small corpus and with memory banks warmed up, so that
-    stateful ones (k-mix, mixup) are in the same state before every call of the test below."""
+    """A fresh augmentation, fitted on a small corpus and with its memory banks warmed up.
+
+    This puts stateful ones (k-mix, mixup) in the same state before every call of the test below.
+    """
     aug = create("augmentation", name, **params).bind(CFG)
     rng = np.random.default_rng(0)
     clips = [(_slice(100 + i, frames=30 + i) + rng.normal(0, 2, CFG.n_mels)).astype(np.float32)

@@ -161,8 +161,10 @@ def test_kmix_state_round_trip_and_errors() -> None:
 
 
 def _ranked_kmix(partner: str, top_k: int = 4) -> KMix:
-    """k-mix with hand-placed centroids on one axis, at 0, 1, 3 and 10: seen from cluster 0 the
-    farthest is 3, then 2, then 1, then 0 itself."""
+    """k-mix with hand-placed centroids on one axis, at 0, 1, 3 and 10.
+
+    Seen from cluster 0 the farthest is 3, then 2, then 1, then 0 itself.
+    """
     aug = KMix(k=4, partner=partner, top_k=top_k, bank_size=64)
     axis = np.ones(F, np.float32) / np.sqrt(F)
     aug.load_state({"centroids": np.stack([pos * axis for pos in (0.0, 1.0, 3.0, 10.0)])})

@@ -1,6 +1,8 @@
-"""The masked-prediction workflow through the CLI: cluster (iteration 1) → pretrain hubert →
-cluster the run's features (iteration 2) → pretrain again; tokenizer → pretrain beats;
-data2vec 2.0 mode in the training loop; user errors."""
+"""The masked-prediction workflow through the CLI, from k-means targets to pretrained runs.
+
+Cluster (iteration 1) → pretrain hubert → cluster the run's features (iteration 2) → pretrain
+again; tokenizer → pretrain beats; data2vec 2.0 mode in the training loop; user errors.
+"""
 
 from __future__ import annotations
 

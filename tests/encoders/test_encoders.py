@@ -1,4 +1,4 @@
-"""Encoder contract tests (DESIGN §3), parametrised over every registered encoder.
+"""Encoder contract tests, parametrised over every registered encoder.
 
 A newly registered encoder is tested here the moment it registers; the ``mobile`` family also
 gets its own checks (frame rate, budget, width ordering, ONNX parity).

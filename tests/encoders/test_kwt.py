@@ -1,5 +1,7 @@
-"""KWT and conformer_tiny: sizes (from the architecture, not hard-coded totals), shapes, layer
-outputs, token dropping, and the max-length error."""
+"""KWT and conformer_tiny: sizes, shapes, layer outputs, token dropping, the max-length error.
+
+Sizes are derived from the architecture, not hard-coded totals.
+"""
 
 from __future__ import annotations
 
@@ -57,8 +59,10 @@ def test_conformer_budget() -> None:
 
 
 def test_encode_tokens_on_a_subset() -> None:
-    """Dropping tokens (data2vec 2.0) runs the blocks on the kept tokens only; for a KWT the
-    kept tokens' outputs equal those of a sequence made of just those tokens."""
+    """Dropping tokens (data2vec 2.0) runs the blocks on the kept tokens only.
+
+    For a KWT the kept tokens' outputs equal those of a sequence made of just those tokens.
+    """
     torch.manual_seed(0)
     enc = create("encoder", "kwt1").eval()
     x = torch.randn(1, 1, 20, 64)

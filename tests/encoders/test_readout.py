@@ -1,5 +1,8 @@
-"""The read-out: sizes for every encoder × pooling × source, masked pooling, own-length clips,
-and one embedding for ``Pretrained``, ONNX and ``.pte``."""
+"""The read-out: sizes, masked pooling, own-length clips and one embedding on every backend.
+
+Sizes are checked for every encoder × pooling × source; the embedding is the same for
+``Pretrained``, ONNX and ``.pte``.
+"""
 
 from __future__ import annotations
 

@@ -175,8 +175,11 @@ def test_onnx_backend_matches_checkpoint_in_embed_files_and_hear(trained: dict[s
 
 @pytest.mark.parametrize("name", available("encoder"))
 def test_every_registered_encoder_exports(name: str, tmp_path: Path) -> None:
-    """Random init with non-trivial stats; fp32 only (one export ~4 s each). Encoders over 1 M
-    parameters are skipped unless POCKETEAR_SLOW_TESTS=1 (their export and parity take longer)."""
+    """Random init with non-trivial stats; fp32 only (one export ~4 s each).
+
+    Encoders over 1 M parameters are skipped unless POCKETEAR_SLOW_TESTS=1 (their export and
+    parity take longer).
+    """
     torch.manual_seed(0)
     encoder = create("encoder", name)
     if encoder.params > 1_000_000 and not os.environ.get("POCKETEAR_SLOW_TESTS"):

@@ -1,6 +1,8 @@
-"""Normalisation that survives band-limited audio (issue 12): 8 kHz recordings resampled to
-16 kHz leave the mel bins above 4 kHz at the log floor; a few clips with a faint hiss there
-must not become tens-of-σ inputs."""
+"""Normalisation that survives band-limited audio (issue 12).
+
+8 kHz recordings resampled to 16 kHz leave the mel bins above 4 kHz at the log floor; a few
+clips with a faint hiss there must not become tens-of-σ inputs.
+"""
 
 from __future__ import annotations
 
@@ -25,8 +27,10 @@ def _bursts(rate: int, seconds: float, rng: np.random.Generator) -> np.ndarray:
 
 
 def _band_limited_folder(root: Path) -> Path:
-    """30 clips recorded at 8 kHz (nothing above 4 kHz once resampled) and one 16 kHz clip
-    with 0.1 s of faint wideband hiss: the only energy the high bins ever see."""
+    """30 clips recorded at 8 kHz (nothing above 4 kHz once resampled) and one 16 kHz clip.
+
+    The 16 kHz clip has 0.1 s of faint wideband hiss: the only energy the high bins ever see.
+    """
     rng = np.random.default_rng(0)
     root.mkdir(parents=True)
     for i in range(30):

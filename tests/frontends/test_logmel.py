@@ -1,4 +1,4 @@
-"""Log-mel frontend: librosa parity, framing, stats, config keys and ONNX parity (DESIGN §3)."""
+"""Log-mel frontend: librosa parity, framing, stats, config keys and ONNX parity."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def _signals(seconds: float = 1.5, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def _librosa_logmel(y: np.ndarray) -> np.ndarray:
-    """librosa reference, (T, 64), on ``y`` padded so its frames are ours (see LogMel docs)."""
+    """The librosa reference, (T, 64), on ``y`` padded so its frames are ours (see LogMel docs)."""
     s = librosa.feature.melspectrogram(
         y=np.pad(y.astype(np.float32), (PAD, PAD)),
         sr=SR,
@@ -70,8 +70,11 @@ def test_mel_filterbank_matches_librosa(sr: int, n_fft: int, n_mels: int, fmin: 
 
 
 def test_logmel_matches_librosa():
-    """Max |ours - librosa| in log-mel ≤ 1e-3 (measured: ~1.8e-4 on the two-sine signal, from
-    float32 vs float64 FFT rounding in low-power bins; ≤ 2e-5 on noise, noise + tone, a click)."""
+    """Max |ours - librosa| in log-mel ≤ 1e-3.
+
+    Measured: ~1.8e-4 on the two-sine signal, from float32 vs float64 FFT rounding in low-power
+    bins; ≤ 2e-5 on noise, noise + tone, a click.
+    """
     fe = LogMel()
     for name, y in _signals().items():
         ours = fe(torch.from_numpy(y.astype(np.float32)))[0, 0].numpy()
@@ -223,7 +226,7 @@ def test_stats_round_trip_through_state_dict(tmp_path):
 
 
 def test_frontend_modules_do_not_import_librosa():
-    """librosa is a test/benchmark reference only (an AST check: cheaper than a subprocess)."""
+    """Librosa stays a test/benchmark reference only (an AST check: cheaper than a subprocess)."""
     import pocketear.frontends as pkg
 
     for path in Path(pkg.__file__).parent.glob("*.py"):
@@ -248,8 +251,11 @@ def exported(tmp_path_factory) -> tuple[LogMel, str]:
 
 @pytest.mark.filterwarnings("ignore:.*LeafSpec:FutureWarning")  # torch-internal, on export
 def test_onnx_matches_pytorch_with_dynamic_batch_and_length(exported):
-    """ONNX Runtime vs PyTorch, stats baked in: max abs diff ≤ 1e-4, both on the normalised
-    output and mapped back to log-mel (measured: ≤ ~5e-6 on 1 s clips, ~2e-5 on 10 s)."""
+    """ONNX Runtime vs PyTorch, stats baked in: max abs diff ≤ 1e-4.
+
+    Checked both on the normalised output and mapped back to log-mel (measured: ≤ ~5e-6 on 1 s
+    clips, ~2e-5 on 10 s).
+    """
     ort = pytest.importorskip("onnxruntime")
     fe, path = exported
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])

@@ -1,5 +1,8 @@
-"""Contrastive losses: known values on tiny hand-checked inputs, they fall when optimised, and
-across two processes they equal the one-process loss on the global batch."""
+"""Contrastive losses: known values, they fall when optimised, and they agree across processes.
+
+Known values on tiny hand-checked inputs; across two processes they equal the one-process loss
+on the global batch.
+"""
 
 from __future__ import annotations
 
@@ -102,8 +105,10 @@ def _loss_fns():
 
 @pytest.mark.parametrize("name", list(_loss_fns()))
 def test_loss_falls_on_random_tensors(name: str) -> None:
-    """Two linear maps of a shared random signal plus independent noise: optimising either
-    loss must make the two views agree (and stay spread), so the loss falls."""
+    """Two linear maps of a shared random signal plus independent noise.
+
+    Optimising either loss must make the two views agree (and stay spread), so the loss falls.
+    """
     torch.manual_seed(0)
     fn, extra = _loss_fns()[name]
     x = torch.randn(32, 8)
@@ -154,9 +159,12 @@ def _worker(rank: int, world: int, init: str, out: str) -> None:
 
 
 def test_losses_gather_across_two_processes(tmp_path: Path) -> None:
-    """Instance losses averaged over ranks, and batch-statistics losses on every rank, equal
-    the one-process loss of the global batch; each rank's gradient on its own rows is
-    ``world ×`` the global gradient (DDP then averages it back)."""
+    """Across ranks the losses equal the one-process loss of the global batch, gradients too.
+
+    Instance losses averaged over ranks, and batch-statistics losses on every rank, equal the
+    one-process loss of the global batch; each rank's gradient on its own rows is ``world ×`` the
+    global gradient (DDP then averages it back).
+    """
     world, out = 2, str(tmp_path / "result")
     mp.spawn(_worker, args=(world, f"file://{tmp_path / 'store'}", out), nprocs=world)
     parts = [torch.load(f"{out}.{r}", weights_only=True) for r in range(world)]

@@ -60,8 +60,10 @@ def test_semihard_rejects_rows_without_candidates() -> None:
 
 def grouped_batch(groups: int = 6, per_group: int = 4, dim: int = 32,
                   seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """Anchors, positives (same clip: very close) and random negatives (a clip of another
-    group: far) with clips in groups of near-alike recordings, as same-class clips are."""
+    """Anchors, close positives (the same clip) and far random negatives (a clip of another group).
+
+    Clips come in groups of near-alike recordings, as same-class clips are.
+    """
     g = torch.Generator().manual_seed(seed)
     centres = torch.randn(groups, dim, generator=g).repeat_interleave(per_group, 0)
     clips = centres + 0.12 * torch.randn(centres.shape, generator=g)

@@ -49,8 +49,11 @@ class TinyEncoder(Encoder):
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
-    """Run these tiny-tensor tests on one intra-op thread: on a busy 2-core machine OpenMP's
-    spinning threads made a step ~50x slower than single-threaded; restored afterwards."""
+    """Run these tiny-tensor tests on one intra-op thread; restored afterwards.
+
+    On a busy 2-core machine OpenMP's spinning threads made a step ~50x slower than
+    single-threaded.
+    """
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -69,8 +72,11 @@ def make_encoder() -> Callable[..., Encoder]:
 
 
 def synthetic_clip(rng: np.random.Generator, frames: int = 600, n_mels: int = N_MELS) -> np.ndarray:
-    """A normalised log-mel ``(T, F)`` with structure: a few band-limited events of varying
-    onset, length and frequency, a slow spectral tilt, and a little noise."""
+    """A normalised log-mel ``(T, F)`` with structure: events, a spectral tilt and a little noise.
+
+    A few band-limited events of varying onset, length and frequency, a slow spectral tilt, and a
+    little noise.
+    """
     t = np.arange(frames)[:, None]
     f = np.arange(n_mels)[None, :]
     x = 0.3 * np.sin(2 * np.pi * t / rng.uniform(150, 400) + f / n_mels * rng.uniform(0, 3))
@@ -85,8 +91,10 @@ def synthetic_clip(rng: np.random.Generator, frames: int = 600, n_mels: int = N_
 
 @pytest.fixture
 def make_batch() -> Callable[..., Batch]:
-    """Factory: ``make_batch(task, size=8, seed=0)`` → a collated batch sampled by the task
-    itself from synthetic ~600-frame clips, with a fixed rng (same seed, same batch)."""
+    """Factory: ``make_batch(task, size=8, seed=0)`` → a collated batch sampled by the task itself.
+
+    The task samples it from synthetic ~600-frame clips with a fixed rng (same seed, same batch).
+    """
 
     def factory(task: Task, size: int = 8, seed: int = 0, frames: int = 600) -> Batch:
         rng = np.random.default_rng(seed)

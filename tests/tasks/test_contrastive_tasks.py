@@ -1,5 +1,8 @@
-"""The contrastive family's own logic: the two-view sampler, EMA targets, the key queue,
-COLA's two similarities and the default augmentation chains."""
+"""The contrastive family's own logic, beyond the contract every task is tested for.
+
+The two-view sampler, EMA targets, the key queue, COLA's two similarities and the default
+augmentation chains.
+"""
 
 from __future__ import annotations
 

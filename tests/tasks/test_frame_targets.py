@@ -1,5 +1,8 @@
-"""Frame targets of HuBERT and BEATs: MFCC features, nearest-code labels, the random-projection
-tokenizer's determinism, target-file round trips, and the tasks using files."""
+"""Frame targets of HuBERT and BEATs, and the tasks that read them from files.
+
+MFCC features, nearest-code labels, the random-projection tokenizer's determinism, target-file
+round trips, and the tasks using files.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""Masked-prediction family: mask statistics, EMA schedule, data2vec targets, losses on masked
-positions only, data2vec 2.0 mode."""
+"""Masked-prediction family: masks, EMA schedule, data2vec targets, masked losses, 2.0 mode.
+
+Mask statistics, the EMA schedule, data2vec targets, losses on masked positions only, and the
+data2vec 2.0 mode.
+"""
 
 from __future__ import annotations
 
@@ -84,8 +87,11 @@ def test_data2vec_ema_pairs_follow_schedule_and_resume(make_encoder) -> None:
 
 
 class ToyLayers(Encoder):
-    """Known layer outputs: layer ``i`` of frame ``t``, channel ``d`` is ``(i + 1) · x[t, d]``
-    plus a per-layer offset (instance norm removes both scale and offset)."""
+    """Known layer outputs: each layer a scaled copy of the input plus an offset.
+
+    Layer ``i`` of frame ``t``, channel ``d`` is ``(i + 1) · x[t, d]`` plus a per-layer offset
+    (instance norm removes both scale and offset).
+    """
 
     embed_dim, frame_hop_ms, n_mels, pooling = 3, 10.0, 4, "mean"
 

@@ -234,8 +234,10 @@ def test_collate_stacks(make_encoder) -> None:
 
 
 def tilted_clip(frames: int) -> np.ndarray:
-    """A clip whose bins sit at very different levels (bin ``f`` around ``-10 f``): a global
-    minimum would pad the loud bins far below anything they ever hold."""
+    """A clip whose bins sit at very different levels (bin ``f`` around ``-10 f``).
+
+    A global minimum would pad the loud bins far below anything they ever hold.
+    """
     rng = np.random.default_rng(frames)
     return (-10.0 * np.arange(F)[None, :] + rng.random((frames, F))).astype(np.float32)
 
@@ -252,8 +254,11 @@ def test_padding_uses_each_bins_own_silence_level(make_encoder) -> None:
 
 @pytest.mark.parametrize("name", ["audio2vec_cbow", "audio2vec_skipgram"])
 def test_audio2vec_padding_never_reaches_a_loss_target(name, make_encoder) -> None:
-    """Padded frames are flagged in the example and the decoders' loss ignores them: whatever
-    the padded target frames hold, the loss is the same (while real target frames count)."""
+    """Padded frames are flagged in the example and the decoders' loss ignores them.
+
+    Whatever the padded target frames hold, the loss is the same (while real target frames
+    count).
+    """
     task = make(name, make_encoder, n_side=1, slice_frames=32, max_pad_fraction=0.5)
     assert task.min_frames == 48  # window 96, up to half of it padding
     rng = np.random.default_rng(0)

@@ -1,5 +1,8 @@
-"""Every registered task: constructs with a given encoder, finite loss, gradients reach the
-encoder, 20 Adam steps on a fixed batch reduce the loss, state-dict round trip, documented config.
+"""Every registered task: construction, finite loss, gradients, learning, state dict, config.
+
+It constructs with a given encoder, its loss is finite, gradients reach the encoder, 20 Adam
+steps on a fixed batch reduce the loss, the state dict round-trips and the config is
+documented.
 """
 
 from __future__ import annotations

@@ -15,8 +15,10 @@ F_BINS, S = 16, 8
 
 
 class MeanSpectrum(Encoder):
-    """Test-only encoder: the clip embedding is the slice's mean spectrum (times a learnable
-    scale), so the geometry of a hand-built batch is known."""
+    """Test-only encoder: the clip embedding is the slice's mean spectrum (times a learnable scale).
+
+    So the geometry of a hand-built batch is known.
+    """
 
     frame_hop_ms = 10.0
     pooling = "mean"
@@ -36,8 +38,11 @@ def triplet(**overrides) -> nn.Module:
 
 
 def grouped_batch(groups: int = 4, per_group: int = 3, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Clips in groups of near-alike recordings (as same-class clips are); anchor and positive
-    of one clip are nearly identical; each random negative is a clip of another group."""
+    """Clips in groups of near-alike recordings (as same-class clips are).
+
+    Anchor and positive of one clip are nearly identical; each random negative is a clip of
+    another group.
+    """
     rng = np.random.default_rng(seed)
     centres = np.repeat(rng.standard_normal((groups, F_BINS)), per_group, axis=0)
     clips = centres + 0.12 * rng.standard_normal(centres.shape)
@@ -103,8 +108,10 @@ def test_both_modes_train_on_sampled_batches(negatives: str, make_encoder, make_
 
 
 def test_monitor_flags_triplet_made_trivial_and_not_semihard() -> None:
-    """Random negatives with margin 0 on this batch: no triplet is active -> the monitor fires;
-    the default (semi-hard, margin 0.1) on the same data stays quiet."""
+    """Random negatives with margin 0 on this batch: no triplet is active -> the monitor fires.
+
+    The default (semi-hard, margin 0.1) on the same data stays quiet.
+    """
     trivial, normal = TrivialTaskMonitor("triplet"), TrivialTaskMonitor("triplet")
     easy, hard = triplet(negatives="random", margin=0.0), triplet()
     for step in range(1, 8):

@@ -133,8 +133,11 @@ def test_cli_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
                                   if get("task", t).default_augment])
 def test_tasks_with_their_own_augmentations_train_and_resume(task: str, tone_folder: Path,
                                                              tmp_path: Path) -> None:
-    """The paper's augmentation chain (used when the config names none) fits on the corpus,
-    trains, and a resumed run continues from the stored augmentation state."""
+    """The default augmentation chain fits on the corpus, trains, and resumes from its stored state.
+
+    The paper's chain is used when the config names none; a resumed run continues from the stored
+    augmentation state.
+    """
     cfg = _cfg(tone_folder, task, steps=3, **{"task.slice_frames": 48})
     assert cfg["augment"] == get("task", task).default_augment
     pretrain(cfg, tmp_path / "run", progress=False)

@@ -1,4 +1,4 @@
-"""Dataset recipes: ``pocketear prepare RECIPE --source URL_OR_PATH --out DIR`` (DESIGN §4).
+"""Dataset recipes: ``pocketear prepare RECIPE --source URL_OR_PATH --out DIR``.
 
 Each recipe turns a standard dataset (a URL, an archive the user downloaded, or its extracted
 folder) into ``DIR/manifest.csv`` (``path,label,split[,group][,extra...]``) with the official
@@ -47,6 +47,7 @@ __all__ = [
 
 
 def _recipe_class(name: str) -> type[Recipe]:
+    """The registered recipe class ``name``; RecipeError (listing the recipes) if unknown."""
     try:
         return get("recipe", name)  # type: ignore[return-value]
     except KeyError as err:

@@ -1,4 +1,4 @@
-"""Shared machinery of the dataset recipes (DESIGN §4): fetch, verify, extract safely, write.
+"""Shared machinery of the dataset recipes: fetch, verify, extract safely, write.
 
 * Archives (tar, tar.gz/bz2/xz, zip): every member is checked *before* anything is written
   (absolute paths, ``..``, links leaving the target, devices and FIFOs are refused), then tar
@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 from tqdm import tqdm
 
 from pocketear.audio.io import AUDIO_EXTENSIONS
+from pocketear.errors import UserError
 
 SPLITS = ("train", "valid", "test")
 MARKER = ".pocketear-extracted"
@@ -47,8 +48,11 @@ COMMON_OPTIONS: dict[str, str] = {
 }
 
 
-class RecipeError(Exception):
-    """A recipe cannot proceed; the message names the file and what to do."""
+class RecipeError(UserError):
+    """A recipe cannot proceed; the message names the file and what to do.
+
+    A user error (a source, option or archive the user gave), so the CLI prints it as one line.
+    """
 
 
 class UnsafeArchiveError(RecipeError):
@@ -178,6 +182,7 @@ def _problem(name: str, mode: int, link: str | None, hard: bool = False) -> str 
 
 
 def _refuse(archive: Path, member: str, reason: str) -> UnsafeArchiveError:
+    """The error for an unsafe ``member`` of ``archive`` (raised by the caller)."""
     return UnsafeArchiveError(
         f"refusing to extract {archive}: member {member!r} {reason}; the archive is unsafe or "
         "corrupt: do not use it, download it again from the official source")
@@ -287,6 +292,10 @@ def fetch_sources(source: str, out: Path, progress: bool = True, checksum: str |
     URLs are downloaded into ``out/downloads``; archives are verified (``checksum``, else a
     published checksum known for the archive's file name) and extracted into
     ``out/extracted/STEM``; folders are used in place.
+
+    Raises:
+        RecipeError: An empty source, a checksum count that does not match, a path that does
+            not exist, a failed download or extraction; ChecksumError on a checksum mismatch.
     """
     parts = [s.strip() for s in source.split(",") if s.strip()]
     sums = [s.strip() for s in checksum.split(",")] if checksum else []
@@ -314,8 +323,11 @@ def fetch_sources(source: str, out: Path, progress: bool = True, checksum: str |
 
 
 def find_dirs(roots: Iterable[Path], match: Any, max_depth: int = 4) -> list[Path]:
-    """Folders under ``roots`` (roots included, at most ``max_depth`` deep) where
-    ``match(folder)`` is true, sorted; matching folders are not searched further."""
+    """Folders under ``roots`` where ``match(folder)`` is true, sorted.
+
+    Roots are included; the search goes at most ``max_depth`` deep, and matching folders are not
+    searched further.
+    """
     found: list[Path] = []
 
     def walk(folder: Path, depth: int) -> None:
@@ -369,7 +381,11 @@ def hash_unit(key: str, salt: str = "") -> float:
 
 
 def parse_fractions(text: str | Sequence[float]) -> tuple[float, float, float]:
-    """``'80/10/10'``, ``'0.6,0.2,0.2'`` or a sequence -> normalised train/valid/test."""
+    """``'80/10/10'``, ``'0.6,0.2,0.2'`` or a sequence -> normalised train/valid/test.
+
+    Raises:
+        RecipeError: Not three non-negative numbers with a positive sum.
+    """
     values = [float(v) for v in re.split(r"[/,:]", text)] if isinstance(text, str) else \
         [float(v) for v in text]
     if len(values) != 3 or min(values) < 0 or sum(values) <= 0:
@@ -388,8 +404,11 @@ def hash_split(key: str, fractions: Sequence[float], salt: str = "") -> str:
 
 def ordered_split(keys: Iterable[str], fractions: Sequence[float], salt: str = "") \
         -> dict[str, str]:
-    """Exact proportions: keys sorted by hash; the last ``f*n`` (rounded half up) are test,
-    the ones before valid, the rest train."""
+    """Split ``keys`` in exact proportions: ``{key: split}``, stable for a given ``salt``.
+
+    Keys are sorted by hash; the last ``f*n`` (rounded half up) are test, the ones before valid,
+    the rest train.
+    """
     ordered = sorted(set(keys), key=lambda k: (hash_unit(k, salt), k))
     n = len(ordered)
     n_test = min(int(fractions[2] * n + 0.5), n)
@@ -455,7 +474,11 @@ class Recipe:
 
     # helpers for subclasses
     def check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        """Options without ``None`` values; unknown names raise a clear error."""
+        """Options without ``None`` values; unknown names raise a clear error.
+
+        Raises:
+            RecipeError: An option this recipe does not declare.
+        """
         unknown = sorted(set(options) - set(self.options))
         if unknown:
             raise RecipeError(f"recipe {self.name!r} has no option(s) {', '.join(unknown)}; "

@@ -1,5 +1,7 @@
-"""ESC-50 (Piczak, "ESC: Dataset for Environmental Sound Classification", ACM MM 2015;
-github.com/karolpiczak/ESC-50). Licence: CC BY-NC 3.0 (clips from freesound.org).
+"""ESC-50 recipe: environmental sound classification, 50 classes (or ESC-10), official folds.
+
+Piczak, "ESC: Dataset for Environmental Sound Classification", ACM MM 2015;
+github.com/karolpiczak/ESC-50. Licence: CC BY-NC 3.0 (clips from freesound.org).
 
 Layout: ``ESC-50-master/audio/*.wav`` (5 s, 44.1 kHz) and ``meta/esc50.csv`` with columns
 ``filename,fold,target,category,esc10,src_file,take``. label = ``category`` (50 classes, or the

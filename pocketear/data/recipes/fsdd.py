@@ -1,5 +1,6 @@
-"""Free Spoken Digit Dataset (FSDD; Z. Jackson et al.,
-github.com/Jakobovski/free-spoken-digit-dataset). Licence: CC BY-SA 4.0.
+"""Free Spoken Digit Dataset (FSDD) recipe: spoken digits 0-9 by several speakers, 8 kHz.
+
+Z. Jackson et al., github.com/Jakobovski/free-spoken-digit-dataset. Licence: CC BY-SA 4.0.
 
 Layout: ``recordings/{digit}_{speaker}_{index}.wav`` (8 kHz), either as a folder or as the
 GitHub archive ``free-spoken-digit-dataset-master.zip``. Files whose names do not follow the

@@ -1,5 +1,7 @@
-"""LibriSpeech speaker identification (Panayotov et al., "Librispeech: an ASR corpus based on
-public domain audio books", ICASSP 2015; openslr.org/12). Licence: CC BY 4.0.
+"""LibriSpeech speaker identification recipe (closed set, per-speaker splits).
+
+Panayotov et al., "Librispeech: an ASR corpus based on public domain audio books", ICASSP 2015;
+openslr.org/12. Licence: CC BY 4.0.
 
 Layout: ``LibriSpeech/<subset>/<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac`` plus
 ``LibriSpeech/SPEAKERS.TXT`` (sex per speaker; optional). Default subset ``train-clean-100``

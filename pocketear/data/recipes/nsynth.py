@@ -1,5 +1,7 @@
-"""NSynth (Engel et al., "Neural Audio Synthesis of Musical Notes with WaveNet Autoencoders",
-ICML 2017; magenta.tensorflow.org/datasets/nsynth). Licence: CC BY 4.0.
+"""NSynth recipe: musical notes labelled by instrument family or pitch, official splits.
+
+Engel et al., "Neural Audio Synthesis of Musical Notes with WaveNet Autoencoders", ICML 2017;
+magenta.tensorflow.org/datasets/nsynth. Licence: CC BY 4.0.
 
 Layout: ``nsynth-{train,valid,test}/audio/<note_str>.wav`` (4 s, 16 kHz) and
 ``nsynth-{train,valid,test}/examples.json`` mapping ``note_str`` to its attributes

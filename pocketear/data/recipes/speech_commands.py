@@ -1,5 +1,7 @@
-"""Speech Commands v1/v2 (Warden, "Speech Commands: A Dataset for Limited-Vocabulary Speech
-Recognition", 2018; download.tensorflow.org/data/speech_commands_v0.0{1,2}.tar.gz). CC BY 4.0.
+"""Speech Commands v1/v2 recipe: one-second spoken keywords, official splits.
+
+Warden, "Speech Commands: A Dataset for Limited-Vocabulary Speech Recognition", 2018;
+download.tensorflow.org/data/speech_commands_v0.0{1,2}.tar.gz. CC BY 4.0.
 
 Layout: ``<word>/<speakerhash>_nohash_<n>.wav`` (1 s, 16 kHz), ``_background_noise_/*.wav``,
 ``validation_list.txt`` and ``testing_list.txt``. Splits are the official lists; every other

@@ -1,5 +1,7 @@
-"""VoxForge language identification (voxforge.org, the free GPL speech corpus; BYOL-A and the
-seed paper use 6 languages: de, en, es, fr, it, ru). Licence: GPL (v3 or later).
+"""VoxForge language identification recipe, with speaker-disjoint splits.
+
+voxforge.org, the free GPL speech corpus; BYOL-A and the seed paper use 6 languages: de, en, es,
+fr, it, ru. Licence: GPL (v3 or later).
 
 Layout: ``<lang>/<session>/wav/*.wav`` (``flac/`` or files directly in the session folder are
 accepted too), e.g. ``en/anonymous-20080101-abc/wav/a0001.wav``. Session folders are named

@@ -124,8 +124,11 @@ def clip_rng(seed: int, kind: str, domain: str, index: int) -> np.random.Generat
 
 
 def degrade(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Realism knobs: random room (colouring FIR + decaying-noise reverb), noise at 10–30 dB SNR,
-    random level. Why: keeps clip-level statistics from trivially solving the tasks."""
+    """Realism knobs: random room, noise and level, so clip-level statistics cannot solve tasks.
+
+    The room is a colouring FIR plus a decaying-noise reverb, the noise is at 10–30 dB SNR and
+    the level is random. Why: keeps clip-level statistics from trivially solving the tasks.
+    """
     x = x.astype(np.float64)
     n = len(x)
     taps = int(rng.integers(2, 9))
@@ -159,8 +162,11 @@ def generate_event(
     seconds: float = EVENT_SECONDS,
     degrade_audio: bool = True,
 ) -> np.ndarray:
-    """One labelled event: a word (needs ``word``, ``speaker``), a note (``instrument``,
-    ``pitch``) or a scene excerpt (``scene``). Float32 in [-1, 1], ``seconds`` long."""
+    """One labelled event, float32 in [-1, 1], ``seconds`` long.
+
+    A word (needs ``word``, ``speaker``), a note (``instrument``, ``pitch``) or a scene excerpt
+    (``scene``).
+    """
     n = int(round(seconds * SR))
     if domain == "speech":
         y = speech_event(labels["word"], labels["speaker"], rng, n)
