@@ -126,7 +126,7 @@ class HuBERT(MaskedTask):
         """On-the-fly iteration 1: k-means on the input frames of real audio of ``x``."""
         feats = self.labeler.features(x, x.shape[1])  # per input frame
         owner = torch.from_numpy(self.frame_spans(x.shape[1]))
-        rows = feats[valid[:, owner]].numpy()
+        rows = feats[valid[:, owner]].float().numpy()  # bf16 under --set train.bf16=true
         self.labeler.codebook.copy_(torch.from_numpy(fit_kmeans(rows, self.labeler.k,
                                                                 self.cfg.seed)))
         self.fitted_frames.fill_(len(rows))

@@ -171,6 +171,14 @@ def test_task_loss_uses_masked_frames_only(name: str, head: str, make_encoder,
     assert not torch.isclose(control, before)  # the same noise on masked frames does count
 
 
+def test_hubert_first_step_fits_its_clusters_under_bf16(make_encoder, make_batch) -> None:
+    task = get("task", "hubert")(make_encoder())
+    batch = make_batch(task, size=4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as the loop runs with train.bf16
+        loss, _ = task.step(batch)
+    assert torch.isfinite(loss) and int(task.fitted_frames) > 0
+
+
 def test_masked_input_replaces_frames_under_masked_outputs(make_encoder, make_batch) -> None:
     task = get("task", "data2vec")(make_encoder())  # TinyEncoder: stride 2
     batch = make_batch(task, size=3)
