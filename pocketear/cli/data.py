@@ -79,28 +79,74 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 # --- prepare ------------------------------------------------------------------------------
-def _prepare_args(p: argparse.ArgumentParser) -> None:
+_FLAG = "recipe_option_"  # argparse dest prefix of the options every recipe declares
+_OWN_FLAGS = frozenset({"recipe", "source", "out", "opt", "options", "no_progress", "help"})
+
+
+def recipe_flags() -> dict[str, str]:
+    """Option -> help of every option a registered recipe declares (the ``--KEY`` flags).
+
+    An option some recipes only take names them; one their help texts differ on gives each.
+    """
     from pocketear.data.recipes import recipe_options
-    from pocketear.data.recipes.base import COMMON_OPTIONS
     from pocketear.registry import available
 
-    p.add_argument("recipe", help="dataset recipe (`pocketear list recipes`)")
-    p.add_argument("--source", required=True,
-                   help="URL, downloaded archive or extracted folder (comma-separated for "
-                        "datasets in several archives)")
+    names = available("recipe")
+    texts: dict[str, dict[str, str]] = {}
+    for name in names:
+        for key, text in recipe_options(name).items():
+            texts.setdefault(key, {})[name] = text
+    flags = {}
+    for key, by_recipe in sorted(texts.items()):
+        if key in _OWN_FLAGS:
+            continue  # only through --opt
+        if len(set(by_recipe.values())) == 1:
+            others = [n for n in names if n not in by_recipe]
+            who = "" if not others else f" [every recipe but {', '.join(others)}]" \
+                if len(others) < len(by_recipe) else f" [{', '.join(by_recipe)}]"
+            flags[key] = next(iter(by_recipe.values())) + who
+        else:
+            flags[key] = "; ".join(f"{name}: {text}" for name, text in by_recipe.items())
+    return flags
+
+
+def _prepare_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recipe", help="dataset recipe (`pocketear list recipes`; '-' or '_')")
+    p.add_argument("--source", help="URL, downloaded archive or extracted folder (comma-separated "
+                   "for datasets in several archives); needed by every recipe but debian-audio")
     p.add_argument("--out", type=Path, required=True, help="output folder (manifests, "
                    "downloads/, extracted/)")
     p.add_argument("--opt", dest="options", action="append", default=[], metavar="KEY=VALUE",
-                   help="recipe option (repeatable; listed below)")
+                   help="recipe option (repeatable; the same as --KEY VALUE below)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    lines = ["options of every recipe:"]
-    lines += [f"  {key}: {text}" for key, text in COMMON_OPTIONS.items()]
-    lines.append("recipe options:")
-    for name in available("recipe"):
-        for key, text in recipe_options(name).items():
-            if key not in COMMON_OPTIONS:
-                lines.append(f"  {name:<16} {key}: {text}")
-    p.epilog = "\n".join(lines)
+    group = p.add_argument_group("recipe options (each recipe refuses those it does not take)")
+    for key, text in recipe_flags().items():
+        group.add_argument(f"--{key.replace('_', '-')}", dest=_FLAG + key, metavar=key.upper(),
+                           help=text)
+    p.epilog = ("examples:\n"
+                "  pocketear prepare fsdd --source ../shared/data/fsdd --out data/fsdd\n"
+                "  pocketear prepare folder --source my_audio --out data/mine --seed 1\n"
+                "  pocketear prepare debian-audio --out data/debian --hours 10 "
+                "--domains speech,music")
+
+
+def _recipe_options(args: argparse.Namespace) -> dict[str, str]:
+    """``--opt KEY=VALUE`` and ``--KEY VALUE`` merged (the two may not disagree)."""
+    options: dict[str, str] = {}
+    for item in args.options:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidValue(f"--opt {item!r}: expected KEY=VALUE")
+        options[key.strip()] = value
+    for dest, value in vars(args).items():
+        key = dest.removeprefix(_FLAG)
+        if key == dest or value is None:
+            continue
+        if options.get(key, value) != value:
+            raise InvalidValue(f"--{key.replace('_', '-')} {value!r} and --opt "
+                               f"{key}={options[key]!r} disagree; give one")
+        options[key] = value
+    return options
 
 
 @command("prepare", _prepare_args)
@@ -109,18 +155,14 @@ def _prepare(args: argparse.Namespace) -> int:
 
     Works from a URL or, with no internet, from an archive or folder already on disk; verifies
     published checksums, extracts safely (no absolute paths, '..' or outside links), resumes an
-    interrupted run, and writes manifest.csv (path,label,split[,group]) last.
+    interrupted run, and writes manifest.csv (path,label,split[,group]) last. debian-audio
+    needs no --source: it assembles a pretraining corpus from the audio in Debian packages
+    (apt-get download, or --from-debs FOLDER).
     """
     from pocketear.data.recipes import prepare
 
-    options = {}
-    for item in args.options:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise InvalidValue(f"--opt {item!r}: expected KEY=VALUE")
-        options[key.strip()] = value
     result = prepare(args.recipe, args.source, args.out, progress=not args.no_progress,
-                     **options)
+                     **_recipe_options(args))
     for variant, path in (result.items() if isinstance(result, dict) else [("", result)]):
         print(f"wrote {path}" + (f"  ({variant})" if variant else ""))
     return 0

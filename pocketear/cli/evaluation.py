@@ -46,8 +46,8 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--group", help="group column of a manifest suite (e.g. speaker): the "
                    "generated split keeps groups disjoint")
     p.add_argument("--data-dir", type=Path, help="where registered suites keep their data "
-                   "(default ~/.cache/pocketear/suites); for fsdd: the FSDD folder, zip or "
-                   "prepared manifest")
+                   "(default ~/.cache/pocketear/suites); for fsdd and arabic-commands: the "
+                   "dataset's folder, zip or prepared manifest")
     p.add_argument("--cache-dir", type=Path, help="embedding cache (default OUT/../.emb_cache)")
     p.add_argument("--out", type=Path, required=True, help="evaluation folder")
     p.add_argument("--workers", type=int, default=2, help="log-mel processes (default 2)")

@@ -3,23 +3,16 @@
 Each recipe turns a standard dataset (a URL, an archive the user downloaded, or its extracted
 folder) into ``DIR/manifest.csv`` (``path,label,split[,group][,extra...]``) with the official
 splits; multi-variant recipes also write ``manifest_<variant>.csv``. Importing this package
-registers every recipe (``pocketear list recipes``).
+registers every recipe (``pocketear list recipes``): a new module here is one more recipe.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from pathlib import Path
 from typing import Any
 
-from pocketear.data.recipes import (  # noqa: F401  (imported to register the recipes)
-    esc50,
-    folder,
-    fsdd,
-    librispeech,
-    nsynth,
-    speech_commands,
-    voxforge,
-)
 from pocketear.data.recipes.base import (
     ChecksumError,
     Recipe,
@@ -31,6 +24,11 @@ from pocketear.data.recipes.base import (
     verify_checksum,
 )
 from pocketear.registry import available, get
+
+# Every module of this package but ``base`` is one recipe; importing it registers it.
+for _info in pkgutil.iter_modules(__path__):
+    if _info.name != "base":
+        importlib.import_module(f"{__name__}.{_info.name}")
 
 __all__ = [
     "ChecksumError",
@@ -47,9 +45,9 @@ __all__ = [
 
 
 def _recipe_class(name: str) -> type[Recipe]:
-    """The registered recipe class ``name``; RecipeError (listing the recipes) if unknown."""
+    """The recipe class ``name`` (``-`` read as ``_``); RecipeError (listing them) if unknown."""
     try:
-        return get("recipe", name)  # type: ignore[return-value]
+        return get("recipe", name.replace("-", "_"))  # type: ignore[return-value]
     except KeyError as err:
         raise RecipeError(f"no recipe named {name!r}; recipes: "
                           f"{', '.join(available('recipe'))}") from err
@@ -60,13 +58,14 @@ def recipe_options(name: str) -> dict[str, str]:
     return dict(_recipe_class(name).options)
 
 
-def prepare(recipe_name: str, source: str, out: str | Path, progress: bool = True,
+def prepare(recipe_name: str, source: str | None, out: str | Path, progress: bool = True,
             **options: Any) -> Path | dict[str, Path]:
     """Run the recipe ``recipe_name`` on ``source`` into ``out``.
 
     Args:
         recipe_name: A registered recipe (``pocketear list recipes``).
-        source: URL, archive or folder; several comma-separated (e.g. NSynth's three archives).
+        source: URL, archive or folder; several comma-separated (e.g. NSynth's three archives);
+            None or empty only for recipes that need none (``debian_audio``).
         out: Output folder (created); holds ``downloads/``, ``extracted/`` and the manifests.
         progress: Show progress bars and print the summary line to stderr.
         **options: Recipe options (see :func:`recipe_options`); ``None`` values are ignored, so
@@ -80,7 +79,11 @@ def prepare(recipe_name: str, source: str, out: str | Path, progress: bool = Tru
         RecipeError: Unknown recipe/option, missing source, wrong layout; subclasses
             ChecksumError and UnsafeArchiveError.
     """
-    recipe = _recipe_class(recipe_name)()
+    cls = _recipe_class(recipe_name)
+    if not source and cls.needs_source:
+        raise RecipeError(f"recipe {recipe_name!r} needs a source (--source): a URL, the "
+                          "downloaded archive or its extracted folder (comma-separated for "
+                          "several)")
     out = Path(out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    return recipe.prepare(str(source), out, progress=progress, **options)
+    return cls().prepare(str(source or ""), out, progress=progress, **options)

@@ -462,6 +462,7 @@ class Recipe:
 
     name: ClassVar[str] = ""
     options: ClassVar[dict[str, str]] = dict(COMMON_OPTIONS)
+    needs_source: ClassVar[bool] = True  # False: ``prepare`` works without a source
     known_checksums: ClassVar[dict[str, str]] = {}
 
     def __init__(self) -> None:
