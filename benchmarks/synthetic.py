@@ -51,12 +51,13 @@ def task_list(spec: str) -> list[str]:
 def pretrain_all(tasks: list[str], manifest: Path, out: Path, encoder: str, steps: int,
                  batch: int, seeds: int = 1, sets: dict[str, list[str]] | None = None,
                  filters: tuple[str, ...] = ("data.where.kind=longform",),
-                 cache_dir: Path | None = None, extra: tuple[str, ...] = ()
-                 ) -> dict[str, dict[str, Any]]:
+                 cache_dir: Path | None = None, extra: tuple[str, ...] = (),
+                 existing_only: bool = False) -> dict[str, dict[str, Any]]:
     """Pretrain (or reuse) ``seeds`` runs per variant; returns checkpoint, time and loss of each.
 
     The result is keyed by method name. ``sets`` adds overrides per task name, ``extra`` to
-    every run (a variant's own overrides come last).
+    every run (a variant's own overrides come last). ``existing_only``: train nothing, return
+    the finished runs only.
     """
     from pocketear.train.checkpoint import load_checkpoint
     from pocketear.train.config import load_config
@@ -73,6 +74,9 @@ def pretrain_all(tasks: list[str], manifest: Path, out: Path, encoder: str, step
             if ckpt.exists() and int(load_checkpoint(ckpt)["step"]) >= steps:
                 print(f"reusing {run}")
                 summary: dict[str, Any] = {}
+            elif existing_only:
+                print(f"not pretrained, left out: {run}")
+                continue
             else:
                 cfg = load_config(None, [
                     f"task.name={task}", f"encoder.name={encoder}", f"data.source={manifest}",
