@@ -25,7 +25,6 @@ Usage::
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import defaultdict
 from collections.abc import Sequence
@@ -36,7 +35,7 @@ import numpy as np
 from pocketear.data.corpus import Corpus
 from pocketear.data.recipes.arabic_speech_commands import URL
 from pocketear.errors import InvalidValue, MissingPath
-from pocketear.evaluate.suites import DEFAULT_DATA_DIR, EvalTask, Suite
+from pocketear.evaluate.suites import DEFAULT_DATA_DIR, EvalTask, Suite, prepared_manifest
 from pocketear.registry import register
 
 SOURCE_ENV = "POCKETEAR_ARABIC_COMMANDS"
@@ -142,18 +141,7 @@ class ArabicCommandsSuite(Suite):
         path = Path(src).expanduser()
         if not path.exists():
             raise MissingPath(f"{path}: no such folder, archive or manifest; {_how_to_get_it()}")
-        if path.suffix.lower() in (".csv", ".tsv"):
-            return path
-        if (path / "manifest.csv").is_file() and not (path / "dataset").is_dir():
-            return path / "manifest.csv"
-        from pocketear.data.recipes import prepare
-
-        key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
-        out = DEFAULT_DATA_DIR / f"arabic-commands-{key}"
-        manifest = out / "manifest.csv"
-        if manifest.is_file() and manifest.stat().st_mtime >= path.stat().st_mtime:
-            return manifest
-        return Path(prepare(RECIPE, str(path), out, progress=progress))  # type: ignore[arg-type]
+        return prepared_manifest(path, RECIPE, "dataset", DEFAULT_DATA_DIR, self.name, progress)
 
     def tasks(self, data_dir: str | os.PathLike[str] | None = None,
               progress: bool = True) -> list[EvalTask]:

@@ -19,13 +19,12 @@ select a probe's regularisation and the supervised epochs and learning rate.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 from pocketear.data.corpus import Corpus
 from pocketear.errors import InvalidValue, MissingPath
-from pocketear.evaluate.suites import DEFAULT_DATA_DIR, EvalTask, Suite
+from pocketear.evaluate.suites import DEFAULT_DATA_DIR, EvalTask, Suite, prepared_manifest
 from pocketear.registry import register
 
 SOURCE_ENV = "POCKETEAR_FSDD"
@@ -69,19 +68,8 @@ class FSDDSuite(Suite):
             raise MissingPath(
                 "the fsdd suite needs the dataset: pass --data-dir PATH (the FSDD folder with "
                 f"recordings/, its zip, or a prepared manifest.csv) or set {SOURCE_ENV}")
-        path = Path(src).expanduser()
-        if path.suffix.lower() in (".csv", ".tsv"):
-            return path
-        if (path / "manifest.csv").is_file() and not (path / "recordings").is_dir():
-            return path / "manifest.csv"
-        from pocketear.data.recipes import prepare
-
-        key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
-        out = DEFAULT_DATA_DIR / f"fsdd-{key}"
-        manifest = out / "manifest.csv"
-        if manifest.is_file() and manifest.stat().st_mtime >= path.stat().st_mtime:
-            return manifest
-        return Path(prepare("fsdd", str(path), out, progress=progress))  # type: ignore[arg-type]
+        return prepared_manifest(Path(src).expanduser(), "fsdd", "recordings", DEFAULT_DATA_DIR,
+                                 "fsdd", progress)
 
     def tasks(self, data_dir: str | os.PathLike[str] | None = None,
               progress: bool = True) -> list[EvalTask]:

@@ -7,6 +7,7 @@ A suite only says *what* to classify (clips, labels, splits, groups); the runner
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from collections import Counter
@@ -31,6 +32,29 @@ from pocketear.evaluate.splits import (
 from pocketear.registry import available, create, register
 
 DEFAULT_DATA_DIR = Path("~/.cache/pocketear/suites").expanduser()
+
+
+def prepared_manifest(path: Path, recipe: str, raw_folder: str, out_root: Path, name: str,
+                      progress: bool = True) -> Path:
+    """The manifest of a dataset suite's source, prepared once under ``out_root``.
+
+    ``path`` is a manifest (used as is), a folder holding ``manifest.csv`` and not the raw
+    layout (its ``raw_folder``, e.g. FSDD's ``recordings``), or the raw dataset (folder or
+    archive), prepared with ``recipe`` into ``out_root/NAME-KEY`` (KEY: a hash of its absolute
+    path) and prepared again when the source is newer than that manifest.
+    """
+    if path.suffix.lower() in (".csv", ".tsv"):
+        return path
+    if (path / "manifest.csv").is_file() and not (path / raw_folder).is_dir():
+        return path / "manifest.csv"
+    from pocketear.data.recipes import prepare
+
+    key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+    out = out_root / f"{name}-{key}"
+    manifest = out / "manifest.csv"
+    if manifest.is_file() and manifest.stat().st_mtime >= path.stat().st_mtime:
+        return manifest
+    return Path(prepare(recipe, str(path), out, progress=progress))  # type: ignore[arg-type]
 MINUTES_ENV = "POCKETEAR_SYNTH_MINUTES"
 DEFAULT_MINUTES = 30.0  # 300 labelled events per domain: ~60 test clips per task
 
