@@ -25,7 +25,9 @@ from pocketear.evaluate.table import Table, build_tables, column_cell, fmt_cell,
 
 CURVE_KEYS = {"loss": "training loss", "lr": "learning rate",
               "emb_std": "emb_std (falls to 0 on collapse)",
-              "eff_rank": "eff_rank (falls to 1 on collapse)"}
+              "eff_rank": "eff_rank (falls to 1 on collapse)",
+              "codebook_perplexity": "codebook perplexity (wav2vec 2.0 / Wav2vec-C)",
+              "code_utilisation": "codebook entries in use (share)"}
 HOW_TO_READ = """Each cell is the test accuracy of a probe trained on frozen embeddings, mean ±
 std over seeds, in %; the best value per column is in bold, baseline rows are grey. A pretext task
 only <b>works</b> when it beats <i>both</i> <code>logmel-stats</code> (log-mel bin statistics) and
@@ -170,7 +172,8 @@ def _curves_fig(name: str, series: dict[str, tuple[list[float], list[float]]]) -
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-        ax.set_ylim(bottom=0 if key in ("emb_std", "eff_rank") else None)
+        ax.set_ylim(bottom=0 if key in ("emb_std", "eff_rank", "codebook_perplexity",
+                                        "code_utilisation") else None)
     fig.suptitle(name, fontsize=11)
     return fig
 

@@ -1,7 +1,9 @@
-"""A small transposed-convolution decoder: embedding → log-mel slice ``(S, F)``.
+"""Small decoders back to log-mel: embedding → slice, and frame vectors → frames.
 
-Audio2Vec's decoder (Tagliasacchi et al. 2019): it mirrors the encoder, going from the embedding
-back to a spectrogram slice, and is discarded after pretraining, so it is kept small.
+``SliceDecoder`` is Audio2Vec's decoder (Tagliasacchi et al. 2019): it mirrors the encoder, going
+from the embedding back to a spectrogram slice. ``FrameDecoder`` maps a sequence of frame vectors
+to per-frame outputs (Wav2vec-C's consistency network). Both are discarded after pretraining, so
+they are kept small.
 """
 
 from __future__ import annotations
@@ -60,3 +62,39 @@ class SliceDecoder(nn.Module):
         x = self.project(z).view(z.shape[0], *self.grid)
         x = self.out(self.upsample(x))
         return x[:, 0, : self.frames, : self.n_mels]
+
+
+class FrameDecoder(nn.Module):
+    """Frame vectors ``(B, T, in_dim)`` → frame outputs ``(B, T, out_dim)``, with local context.
+
+    A 1-D convolution to ``hidden`` channels → GELU, ``layers − 1`` residual [convolution →
+    GELU] blocks (``kernel`` frames wide, same padding), then a linear map to ``out_dim``
+    (linear: normalised log-mel is signed). Wav2vec-C's consistency network uses it to map
+    quantised codes back to the input frames they stand for.
+
+    Args:
+        in_dim: size of the input frame vectors.
+        out_dim: size of each output frame (e.g. stacked log-mel frames).
+        hidden: channels of the convolutions.
+        layers: convolutions (at least 1).
+        kernel: their width in frames (odd).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: int = 128, layers: int = 2,
+                 kernel: int = 3) -> None:
+        super().__init__()
+        if layers < 1 or kernel < 1 or kernel % 2 == 0 or hidden < 1:
+            raise InvalidValue(f"need layers >= 1, hidden >= 1 and an odd kernel; got {layers}, "
+                               f"{hidden}, {kernel}")
+        self.convs = nn.ModuleList(
+            nn.Conv1d(in_dim if i == 0 else hidden, hidden, kernel, padding=kernel // 2)
+            for i in range(layers))
+        self.out = nn.Linear(hidden, out_dim)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """``(B, T, in_dim)`` → ``(B, T, out_dim)``."""
+        y = h.transpose(1, 2)
+        for i, conv in enumerate(self.convs):
+            z = nn.functional.gelu(conv(y))
+            y = z if i == 0 else y + z
+        return self.out(y.transpose(1, 2))

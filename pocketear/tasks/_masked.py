@@ -1,4 +1,4 @@
-"""The shared base of the masked-prediction tasks (data2vec, HuBERT, BEATs).
+"""The shared base of the masked-prediction tasks (data2vec, HuBERT, BEATs, wav2vec 2.0, Wav2vec-C).
 
 Masks live at the encoder's output-frame resolution (one flag per frame the loss is computed
 on) and are applied in the input log-mel domain: the input frames under a masked output frame

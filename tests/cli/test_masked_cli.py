@@ -1,7 +1,8 @@
 """The masked-prediction workflow through the CLI, from k-means targets to pretrained runs.
 
 Cluster (iteration 1) → pretrain hubert → cluster the run's features (iteration 2) → pretrain
-again; tokenizer → pretrain beats; data2vec 2.0 mode in the training loop; user errors.
+again; tokenizer → pretrain beats; data2vec 2.0 mode in the training loop; Wav2vec-C's codebook
+logs in metrics.jsonl; user errors.
 """
 
 from __future__ import annotations
@@ -64,6 +65,20 @@ def test_data2vec_v2_in_the_training_loop(corpus: Path) -> None:
 
     final = json.loads((run / "summary.json").read_text())["final"]
     assert final["ema_decay"] > 0.999 and np.isfinite(final["loss"])
+
+
+def test_wav2vec_c_logs_codebook_use_every_log_step(corpus: Path) -> None:
+    import json
+
+    run = corpus / "w2vc"
+    assert main(["pretrain", "--task", "wav2vec_c", "--data", str(corpus / "audio"),
+                 "--set", "train.log_every=2", "--out", str(run), *TINY, "--steps", "4"]) == 0
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [2, 4]
+    for x in lines:
+        assert {"contrastive", "diversity", "consistency", "codebook_perplexity",
+                "code_utilisation", "temperature"} <= set(x)
+        assert 2 <= x["codebook_perplexity"] <= 640 and 0 < x["code_utilisation"] <= 1
 
 
 @pytest.mark.parametrize(

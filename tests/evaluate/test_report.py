@@ -165,3 +165,15 @@ def test_report_renders_in_chromium(eval_report: Path, tmp_path: Path) -> None:
         pytest.skip("chromium did not finish within 60 s")
     assert shot.is_file() and shot.stat().st_size > 0
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_codebook_use_is_a_training_curve(tmp_path: Path) -> None:
+    from pocketear.evaluate.report import _read_metrics
+
+    run = make_run(tmp_path / "w2v", steps=20)
+    lines = [json.loads(x) | {"codebook_perplexity": 100.0 + x_i, "code_utilisation": 0.3}
+             for x_i, x in enumerate((run / "metrics.jsonl").read_text().splitlines())]
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    series = _read_metrics(run / "metrics.jsonl")
+    assert series["codebook_perplexity"][1][:2] == [100.0, 101.0]
+    assert len(series["code_utilisation"][0]) == 20

@@ -153,7 +153,8 @@ def _perturb(head: nn.Module, where: torch.Tensor):
 
 
 @pytest.mark.parametrize(("name", "head"), [("data2vec", "head"), ("hubert", "proj"),
-                                            ("beats", "head")])
+                                            ("beats", "head"), ("wav2vec2", "head"),
+                                            ("wav2vec_c", "head")])
 def test_task_loss_uses_masked_frames_only(name: str, head: str, make_encoder,
                                            make_batch) -> None:
     cls = get("task", name)

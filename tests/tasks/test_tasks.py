@@ -68,8 +68,11 @@ def test_gradients_reach_encoder(name: str, make_encoder, make_batch) -> None:
 
 # Tasks measured to start on a plateau, with the steps they need on this batch. SLICER: its
 # instance loss is ~0 on un-augmented identical views, and the cluster-level loss starts flat
-# (near-uniform softmax columns all have cosine ~1); it falls after ~25 steps.
-SLOW_START = {"slicer": 60}
+# (near-uniform softmax columns all have cosine ~1); it falls after ~25 steps. wav2vec 2.0: its
+# contrastive loss has no label prior to learn first (positive and distractors are masked frames
+# of one clip) and the tiny CNN sees little past a 10-frame masked span; it falls steadily but
+# slowly (measured: to 0.93 of its first value after 20 steps, 0.87 after 80).
+SLOW_START = {"slicer": 60, "wav2vec2": 80}
 
 
 @pytest.mark.parametrize("name", TASKS)
