@@ -118,6 +118,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--steps", default="900",
                    help="pretraining steps per run: N, or TASK=N,... (other tasks: 900), e.g. "
                         "an equal wall-clock budget per task")
+    p.add_argument("--short-clips", action="store_true",
+                   help="the short-clip task settings (benchmarks/fsdd.py SHORT_CLIPS: shorter "
+                        "slices, more padding allowed) in every setting, not only 'fsdd', so a "
+                        "task has one config on every corpus and uses its short clips")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--minutes", type=float, default=30.0, help="synthetic suite size")
     p.add_argument("--seeds", type=int, default=3, help="probe seeds / k-shot draws")
@@ -146,18 +150,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for task in tasks:  # one call per task: each has its own step budget
             runs = pretrain_all([task], manifest, args.out / setting, args.encoder, steps[task],
                                 args.batch, seeds[setting],
-                                sets=task_sets(args.task_sets,
-                                               SHORT_CLIPS if setting == "fsdd" else None),
+                                sets=task_sets(args.task_sets, SHORT_CLIPS
+                                               if setting == "fsdd" or args.short_clips
+                                               else None),
                                 filters=filters, cache_dir=args.out / ".cache",
                                 existing_only=args.existing_only)
             for method, info in runs.items():
                 name = setting_name(method, setting)
                 checkpoints[name] = info["checkpoint"]
                 summary = Path(info["checkpoint"]).parents[1] / "summary.json"
-                seconds = json.loads(summary.read_text()).get("seconds") \
-                    if summary.is_file() else None
-                out["pretrain"][name] = {**info, "steps": steps[task], "train_seconds": seconds,
-                                         "examples_seen": steps[task] * args.batch}
+                done = json.loads(summary.read_text()) if summary.is_file() else {}
+                out["pretrain"][name] = {
+                    **info, "steps": steps[task], "examples_seen": steps[task] * args.batch,
+                    **{k: done.get(k) for k in ("seconds", "cpu_seconds", "threads",
+                                                "training_clips", "short_clips")}}
             write_json(args.json, out)
     for suite in [s for s in args.suites.split(",") if s]:
         eval_dir = args.out / "eval" / suite

@@ -224,7 +224,7 @@ def _train(cfg: RunConfig, run_dir: Path, state: dict[str, Any] | None,
     bar = tqdm(range(run.start, total), initial=run.start, total=total, desc=cfg.task_name,
                unit="step", disable=not progress)
     task.train()
-    t0, examples, last_logs, epoch = time.perf_counter(), 0, {}, -1
+    t0, cpu0, examples, last_logs, epoch = time.perf_counter(), time.process_time(), 0, {}, -1
     for step in bar:
         if sampler.epoch_of(step) != epoch:
             epoch = sampler.epoch_of(step)
@@ -255,6 +255,7 @@ def _train(cfg: RunConfig, run_dir: Path, state: dict[str, Any] | None,
         "clips": len(run.cache), "skipped_files": len(run.cache.skipped),
         "short_clips": run.kept.short, "training_clips": len(run.kept.usable),
         "unusable_draws": sampler.unusable, "seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - cpu0, "threads": torch.get_num_threads(),
         "final": last_logs, "checkpoint": str(run.ckpt_path),
         "warnings": [trivial.warning] if trivial.warning else [],
     }
