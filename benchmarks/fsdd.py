@@ -50,7 +50,7 @@ SHORT_CLIPS = {
                      "task.max_pad_fraction=0.5"],
     "triplet": ["task.slice_frames=24", "task.max_pad_fraction=0.5"],
     **{t: ["task.slice_frames=32", "task.max_pad_fraction=0.5"]
-       for t in ("cola", "byol_a", "slicer", "delores_s")},
+       for t in ("cola", "byol_a", "slicer", "delores_s", "features")},
 }
 
 

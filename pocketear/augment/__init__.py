@@ -10,12 +10,12 @@ Some augmentations learn from the corpus before training (``pre_norm``/``post_no
 ``Compose.state()`` in the run folder as ``augment_state.npz``, reloaded on ``--resume``.
 """
 
-from pocketear.augment.base import Augmentation, Clips, Compose, build_augment
+from pocketear.augment.base import Augmentation, Clips, Compose, NamedChains, build_augment
 from pocketear.augment.byol import PostNorm, PreNorm, RandomResizeCrop
 from pocketear.augment.masking import GaussianNoise, SpecAugment
 from pocketear.augment.mixing import KMix, LogMixupExp
 from pocketear.augment.spectral import MelWarp, RandomEQ, TimeStretch
 
 __all__ = ["Augmentation", "Clips", "Compose", "GaussianNoise", "KMix", "LogMixupExp", "MelWarp",
-           "PostNorm", "PreNorm", "RandomEQ", "RandomResizeCrop", "SpecAugment", "TimeStretch",
-           "build_augment"]
+           "NamedChains", "PostNorm", "PreNorm", "RandomEQ", "RandomResizeCrop", "SpecAugment",
+           "TimeStretch", "build_augment"]

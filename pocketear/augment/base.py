@@ -163,6 +163,60 @@ class Compose(Augmentation):
             aug.reset()
 
 
+class NamedChains(Augmentation):
+    """Several chains under names, fitted and stored as one: a multi-task run's augmentations.
+
+    The ``multi`` task gives each sub-task its own chain (SLICER's, BYOL-A's, none ...); this
+    holds them so the training loop fits and stores them like one chain. Each chain is fitted
+    on its own task's slice length (``frames[name]``, see :meth:`Compose.fit`), all from one
+    ``rng`` in name order; ``state()`` keys are ``"{name}:{chain key}"``. It augments nothing
+    itself: every sub-task applies its own chain to its own views.
+    """
+
+    def __init__(self, chains: Mapping[str, Compose | None], frames: Mapping[str, int]) -> None:
+        self.chains = dict(chains)
+        self.frames = dict(frames)
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Not applicable: each chain augments its own task's views."""
+        raise TypeError("NamedChains holds one chain per task; call the task's own chain")
+
+    def fit(self, clips: Sequence[np.ndarray], rng: np.random.Generator,
+            progress: bool = False) -> None:
+        """Fit every chain (:meth:`Compose.fit`) on its own task's slice length."""
+        for name, chain in self.chains.items():
+            if chain is not None:
+                chain.fit(clips, rng, progress, frames=self.frames.get(name))
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Every chain's state under keys ``"{name}:{key}"``."""
+        return {f"{name}:{k}": v for name, chain in self.chains.items() if chain is not None
+                for k, v in chain.state().items()}
+
+    def load_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Give each chain its part of a :meth:`state` dict.
+
+        Raises:
+            InvalidValue: a key that names no chain (the run's tasks or augmentations changed).
+        """
+        parts: dict[str, dict[str, np.ndarray]] = {n: {} for n, c in self.chains.items()
+                                                 if c is not None}
+        for key, value in state.items():
+            name, sep, rest = key.partition(":")
+            if not sep or name not in parts:
+                raise InvalidValue(f"augment state key {key!r} names none of the chains "
+                                   f"{sorted(parts)}")
+            parts[name][rest] = value
+        for name, part in parts.items():
+            self.chains[name].load_state(part)  # type: ignore[union-attr]
+
+    def reset(self) -> None:
+        """Reset every chain."""
+        for chain in self.chains.values():
+            if chain is not None:
+                chain.reset()
+
+
 def build_augment(specs: Sequence[Mapping[str, Any]] | None,
                   frontend: LogMelConfig | None = None) -> Compose | None:
     """``[{name, params}, ...]`` → a bound :class:`Compose` (None when the list is empty).

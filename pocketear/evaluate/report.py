@@ -28,6 +28,8 @@ CURVE_KEYS = {"loss": "training loss", "lr": "learning rate",
               "eff_rank": "eff_rank (falls to 1 on collapse)",
               "codebook_perplexity": "codebook perplexity (wav2vec 2.0 / Wav2vec-C)",
               "code_utilisation": "codebook entries in use (share)"}
+# every logged key starting with this is one line of a single "task weights" panel (``multi``)
+WEIGHT_PREFIX = "w."
 HOW_TO_READ = """Each cell is the test accuracy of a probe trained on frozen embeddings, mean ±
 std over seeds, in %; the best value per column is in bold, baseline rows are grey. A pretext task
 only <b>works</b> when it beats <i>both</i> <code>logmel-stats</code> (log-mel bin statistics) and
@@ -125,7 +127,7 @@ def _bars_fig(table: Table, colors: dict[str, Any]) -> Figure:
 
 
 def _read_metrics(path: Path) -> dict[str, tuple[list[float], list[float]]]:
-    """Series ``key -> (steps, values)`` of the curve keys found in a metrics.jsonl."""
+    """Series ``key -> (steps, values)`` of the curve keys and task weights (``w.*``) logged."""
     series: dict[str, tuple[list[float], list[float]]] = {}
     for i, line in enumerate(path.read_text(errors="replace").splitlines()):
         try:
@@ -133,7 +135,8 @@ def _read_metrics(path: Path) -> dict[str, tuple[list[float], list[float]]]:
             step = rec.get("step", i)
         except (json.JSONDecodeError, AttributeError):
             continue
-        for key in CURVE_KEYS:
+        weights = [k for k in rec if isinstance(k, str) and k.startswith(WEIGHT_PREFIX)]
+        for key in [*CURVE_KEYS, *weights]:
             v = rec.get(key)
             if isinstance(v, int | float) and math.isfinite(v) and isinstance(step, int | float):
                 xs, ys = series.setdefault(key, ([], []))
@@ -155,11 +158,29 @@ def _resolve_run_dir(info: dict[str, Any], eval_dir: Path) -> Path | None:
     return next((c for c in cands if (c / "metrics.jsonl").is_file()), None)
 
 
+def _weights_panel(ax: Any, series: dict[str, tuple[list[float], list[float]]],
+                   keys: list[str]) -> None:
+    """One line per task weight (``w.NAME``) of a multi-task run."""
+    for j, key in enumerate(keys):
+        steps, vals = series[key]
+        ax.plot(steps, vals, color=f"C{j}", linewidth=1.5, label=key[len(WEIGHT_PREFIX):])
+    ax.set_title("task weights", fontsize=9)
+    ax.set_xlabel("step", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7, frameon=False)
+
+
 def _curves_fig(name: str, series: dict[str, tuple[list[float], list[float]]]) -> Figure:
     keys = [k for k in CURVE_KEYS if k in series]
-    fig = Figure(figsize=(3.6 * len(keys) + 0.6, 3.0), layout="constrained")
+    weights = sorted(k for k in series if k.startswith(WEIGHT_PREFIX))
+    panels = len(keys) + bool(weights)
+    fig = Figure(figsize=(3.6 * panels + 0.6, 3.0), layout="constrained")
+    if weights:
+        _weights_panel(fig.add_subplot(1, panels, panels), series, weights)
     for i, key in enumerate(keys):
-        ax = fig.add_subplot(1, len(keys), i + 1)
+        ax = fig.add_subplot(1, panels, i + 1)
         steps, vals = np.asarray(series[key][0]), np.asarray(series[key][1])
         if key == "loss" and len(vals) > 100:
             k = max(len(vals) // 50, 2)

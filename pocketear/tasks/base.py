@@ -6,7 +6,7 @@ and its loss. It owns no optimiser, device, file I/O or logging backend: the tra
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from pocketear.augment.base import build_augment
 from pocketear.encoders.base import Encoder
 from pocketear.errors import InvalidValue
+from pocketear.frontends.logmel import LogMelConfig
 
 Example = dict[str, np.ndarray]
 Batch = dict[str, torch.Tensor]
@@ -56,6 +58,15 @@ class Task(nn.Module):
     def min_frames(self) -> int:
         """Fewest frames a clip needs to yield an example (shorter clips are filtered out)."""
         return self.clip_need().min_frames
+
+    def set_augment(self, specs: Sequence[Mapping[str, Any]] | None,
+                    frontend: LogMelConfig | None = None) -> None:
+        """Build :attr:`augment` from the run's ``augment`` list, bound to ``frontend``.
+
+        The train driver calls this once after construction. A task made of other tasks
+        (``multi``) overrides it to give each of them its own chain.
+        """
+        self.augment = build_augment(specs, frontend)
 
     def view(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One augmented view of a slice (``augment`` of the run config; identity without)."""

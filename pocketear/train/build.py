@@ -42,12 +42,10 @@ def build_encoder(cfg: RunConfig | Mapping[str, Any]) -> Encoder:
 
 
 def build_task(cfg: RunConfig | Mapping[str, Any], encoder: Encoder) -> Task:
-    """The config's task around ``encoder``, with its augmentation chain."""
-    from pocketear.augment import build_augment
-
+    """The config's task around ``encoder``, with its augmentation chain (``Task.set_augment``)."""
     run = resolve(cfg)
     task = get("task", run.task_name)(encoder, run.task)
-    task.augment = build_augment(run.augment, run.frontend)
+    task.set_augment(run.augment, run.frontend)
     return task
 
 

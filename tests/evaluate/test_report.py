@@ -177,3 +177,20 @@ def test_codebook_use_is_a_training_curve(tmp_path: Path) -> None:
     series = _read_metrics(run / "metrics.jsonl")
     assert series["codebook_perplexity"][1][:2] == [100.0, 101.0]
     assert len(series["code_utilisation"][0]) == 20
+
+
+def test_task_weights_are_one_training_curve_panel(tmp_path: Path) -> None:
+    from pocketear.evaluate.report import _curves_fig, _read_metrics
+
+    run = make_run(tmp_path / "multi", steps=20)
+    lines = [json.loads(x) | {"w.temporal_gap": 1.0 + 0.01 * i, "w.slicer": 1.0 - 0.01 * i,
+                              "loss.slicer": 3.0}
+             for i, x in enumerate((run / "metrics.jsonl").read_text().splitlines())]
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    series = _read_metrics(run / "metrics.jsonl")
+    assert series["w.slicer"][1][:2] == [1.0, 0.99] and "loss.slicer" not in series
+    fig = _curves_fig("multi", series)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles.count("task weights") == 1
+    (ax,) = [a for a in fig.axes if a.get_title() == "task weights"]
+    assert sorted(line.get_label() for line in ax.get_lines()) == ["slicer", "temporal_gap"]
