@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--encoder", default="mobile_100")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--probes", default="linear,knn")
+    p.add_argument("--no-supervised", action="store_true",
+                   help="skip the supervised baseline (~10 min on this suite)")
     add_variant_args(p)
     args = p.parse_args(argv)
 
@@ -117,7 +119,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         args.batch, args.pretrain_seeds, sets=task_sets(args.task_sets))
     results = evaluate([r["checkpoint"] for r in runs.values()], suite, args.out / "eval",
                        probes=args.probes.split(","), seeds=args.seeds, baselines=True,
-                       data_dir=args.out, progress=True, names=list(runs))
+                       supervised=not args.no_supervised, data_dir=args.out, progress=True,
+                       names=list(runs))
     pooled = merge_pretrain_seeds(results["results"])
     print(format_table({**results, "results": pooled}))
     from pocketear.evaluate.report import write_report
