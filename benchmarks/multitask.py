@@ -5,11 +5,12 @@ Usage::
     .venv/bin/python benchmarks/multitask.py --fsdd ../shared/data/fsdd --json out/multitask.json \
         [--settings fsdd,synthetic] [--candidates temporal_gap,audio2vec_skipgram,slicer,...] \
         [--pilot-steps 150] [--score rankme|probe] [--k 2] [--weighting fixed] \
-        [--steps 600] [--batch 64] [--pretrain-seeds 2] [--budget steps|time]
+        [--steps 600] [--batch 64] [--pretrain-seeds 2] [--budget steps|time] [--arabic PATH]
 
 Per setting (``fsdd``: FSDD's training audio, with the short-clip task settings of
-``fsdd.py``, evaluated on the ``fsdd`` suite; ``synthetic``: the long-form half of the synthetic
-corpus, evaluated on the ``synthetic`` suite):
+``fsdd.py``, evaluated on the ``fsdd`` suite and, with ``--arabic``, on ``arabic-commands``;
+``synthetic``: the long-form half of the synthetic corpus, evaluated on the ``synthetic``
+suite):
 
 1. **Pilots**: every candidate task pretrains ``--pilot-steps`` steps, one seed
    (``synthetic.pretrain_all``).
@@ -130,16 +131,16 @@ def select(scores: dict[str, float], k: int) -> tuple[list[str], list[float]]:
     return ranked, [len(ranked) * max(scores[t], 1e-12) / total for t in ranked]
 
 
-def evaluate_runs(runs: dict[str, dict[str, Any]], setting: str, eval_dir: Path,
+def evaluate_runs(runs: dict[str, dict[str, Any]], suite: str, eval_dir: Path,
                   args: argparse.Namespace, *, baselines: bool, seeds: int) -> dict[str, Any]:
-    """One ``evaluate`` call over ``runs`` on the setting's suite (linear probe)."""
+    """One ``evaluate`` call over ``runs`` on ``suite`` (linear probe)."""
     from pocketear.evaluate.runner import evaluate
 
-    extra: dict[str, Any] = ({"shots": [int(k) for k in args.shots.split(",") if k],
+    extra: dict[str, Any] = ({"data_dir": args.out} if suite == "synthetic" else
+                             {"shots": [int(k) for k in args.shots.split(",") if k],
                               "views": args.views.split(","),
-                              "cache_dir": args.out / ".emb_cache"}
-                             if setting == "fsdd" else {"data_dir": args.out})
-    return evaluate([r["checkpoint"] for r in runs.values()], suite_for(setting, args),
+                              "cache_dir": args.out / ".emb_cache"})
+    return evaluate([r["checkpoint"] for r in runs.values()], suite_for(suite, args),
                     eval_dir, probes=("linear",), names=list(runs), seeds=seeds,
                     baselines=baselines, supervised=not args.no_supervised, progress=True,
                     **extra)
@@ -199,20 +200,26 @@ def run_setting(setting: str, args: argparse.Namespace, out: dict[str, Any]) -> 
     res.update(final_runs=runs, multi_sets=sets)
     write_json(args.json, out)
 
-    results = evaluate_runs(runs, setting, final / "eval", args, baselines=not args.no_baselines,
-                            seeds=args.seeds)
-    pooled = merge_pretrain_seeds(results["results"])
-    print(format_table({**results, "results": pooled}))
-    res.update(results=results["results"], pooled=pooled, tasks=results["tasks"],
-               suite_average={"multi": suite_average(pooled, "multi"),
-                              best: suite_average(pooled, best)})
-    write_json(args.json, out)
+    suites = [setting, *(["arabic-commands"] if setting == "fsdd" and args.arabic else [])]
+    for suite in suites:
+        results = evaluate_runs(runs, suite, final / "eval" / suite, args,
+                                baselines=not args.no_baselines, seeds=args.seeds)
+        pooled = merge_pretrain_seeds(results["results"])
+        print(format_table({**results, "results": pooled}))
+        res.setdefault("suites", {})[suite] = {
+            "results": results["results"], "pooled": pooled, "tasks": results["tasks"],
+            "suite_average": {"multi": suite_average(pooled, "multi"),
+                              best: suite_average(pooled, best)}}
+        write_json(args.json, out)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Pilots, scores, selection and the comparison per setting; returns the JSON."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--fsdd", default="../shared/data/fsdd", help="FSDD folder, zip or manifest")
+    p.add_argument("--arabic", help="Arabic Speech Commands (folder, zip or prepared manifest): "
+                                    "the fsdd setting's runs are also evaluated on "
+                                    "arabic-commands")
     p.add_argument("--json", required=True, help="write the results here")
     p.add_argument("--out", type=Path, default=Path("out/bench_multitask"), help="work folder")
     p.add_argument("--settings", default=",".join(SETTINGS))
