@@ -1,4 +1,4 @@
-"""Frontend benchmark: our log-mel vs librosa, plus decode + resample throughput.
+"""Frontend benchmark: our log-mel and CQT vs librosa, plus decode + resample throughput.
 
 Results and targets: ``docs/benchmarks.md`` §1.
 
@@ -40,10 +40,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from pocketear.frontends import LogMel, LogMelConfig
+from pocketear.frontends import CQT, LogMel, LogMelConfig
 
 PAUSE_S = 0.3  # let idle worker threads of the previous call stop spinning (see module doc)
 DECODE_FILES, DECODE_SECONDS = 20, 10.0  # 44.1 kHz WAVs for the decode + resample row
+CQT_CLIPS, CQT_SECONDS = 10, 10.0  # the pitch tracker's use: longer recordings
 
 
 def make_clips(n_clips: int, seconds: float, sample_rate: int, seed: int) -> np.ndarray:
@@ -134,6 +135,58 @@ def bench_logmel(clips: np.ndarray, cfg: LogMelConfig, repeats: int) -> dict[str
     return res
 
 
+def bench_cqt(clips: np.ndarray, repeats: int) -> dict[str, float]:
+    """CQT (SPICE's: 190 bins, hop 512): ours batched vs librosa per clip, interleaved.
+
+    Also the parity figures: ``rel_diff_same_method`` against ``librosa.cqt`` with our dense
+    basis and decimator (``sparsity=0, res_type="polyphase"``), ``rel_diff_defaults`` against
+    its defaults; both as max ``|ours - librosa|`` over the largest librosa magnitude.
+    """
+    import librosa
+
+    fe = CQT().eval()
+    cfg = fe.cfg
+    wave = torch.from_numpy(clips)
+
+    def ours() -> np.ndarray:
+        with torch.inference_mode():
+            return fe.magnitude(wave).numpy()
+
+    def ours_1thread() -> np.ndarray:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return ours()
+        finally:
+            torch.set_num_threads(threads)
+
+    def theirs(**kw: Any) -> np.ndarray:
+        return np.stack([np.abs(librosa.cqt(y, sr=cfg.sample_rate, hop_length=cfg.hop_length,
+                                            fmin=cfg.fmin, n_bins=cfg.n_bins,
+                                            bins_per_octave=cfg.bins_per_octave, **kw))
+                         for y in clips])
+
+    fns = {"ours": ours, "ours_1thread": ours_1thread, "librosa": theirs}
+    for fn in fns.values():
+        fn()  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    outs: dict[str, np.ndarray] = {}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            dt, outs[name] = _time(fn, PAUSE_S)
+            times[name].append(dt)
+    same = theirs(sparsity=0.0, res_type="polyphase")
+    audio_s = clips.size / cfg.sample_rate
+    res = {f"{k}_audio_s_per_s": audio_s / statistics.median(v) for k, v in times.items()}
+    res |= {f"{k}_ms": 1e3 * statistics.median(v) for k, v in times.items()}
+    res["ratio"] = res["ours_audio_s_per_s"] / res["librosa_audio_s_per_s"]
+    res["ratio_1thread"] = res["ours_1thread_audio_s_per_s"] / res["librosa_audio_s_per_s"]
+    res["rel_diff_same_method"] = float(np.abs(outs["ours"] - same).max() / same.max())
+    res["rel_diff_defaults"] = float(np.abs(outs["ours"] - outs["librosa"]).max()
+                                     / outs["librosa"].max())
+    return res
+
+
 def bench_decode_resample(
     n_files: int,
     seconds: float,
@@ -207,12 +260,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = LogMelConfig()
     clips = make_clips(args.clips, args.seconds, cfg.sample_rate, args.seed)
     lm = bench_logmel(clips, cfg, args.repeats)
+    cqt = bench_cqt(make_clips(CQT_CLIPS, CQT_SECONDS, cfg.sample_rate, args.seed),
+                    args.repeats)
     decode = bench_decode_resample(DECODE_FILES, DECODE_SECONDS, args.repeats, args.seed)
     result = {
         "ours_audio_s_per_s": lm["ours_audio_s_per_s"],
         "librosa_audio_s_per_s": lm["librosa_audio_s_per_s"],
         "ratio": lm["ratio"],
         "max_abs_diff": lm["max_abs_diff"],
+        "cqt": cqt,
         "decode_resample_audio_s_per_s": decode,
         "torch_threads": torch.get_num_threads(),
         "repeats": args.repeats,
@@ -222,6 +278,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.json.write_text(json.dumps(result, indent=2) + "\n")
 
     audio = f"{args.clips} x {args.seconds:g} s"
+    cqt_audio = f"{CQT_CLIPS} x {CQT_SECONDS:g} s"
     rows = [
         (f"log-mel, ours (torch, batched, {result['torch_threads']} threads)", audio,
          f"{lm['ours_ms']:.1f} ms", f"{lm['ours_audio_s_per_s']:,.0f}"),
@@ -231,6 +288,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
          f"{lm['librosa_ms']:.1f} ms", f"{lm['librosa_audio_s_per_s']:,.0f}"),
         ("log-mel, librosa (one batched call, for reference)", audio,
          f"{lm['librosa_batched_ms']:.1f} ms", f"{lm['librosa_batched_audio_s_per_s']:,.0f}"),
+        (f"CQT 190 bins, ours (torch, batched, {result['torch_threads']} threads)",
+         cqt_audio, f"{cqt['ours_ms']:.1f} ms", f"{cqt['ours_audio_s_per_s']:,.0f}"),
+        ("CQT 190 bins, ours (1 thread)", cqt_audio, f"{cqt['ours_1thread_ms']:.1f} ms",
+         f"{cqt['ours_1thread_audio_s_per_s']:,.0f}"),
+        ("CQT 190 bins, librosa.cqt (per clip)", cqt_audio, f"{cqt['librosa_ms']:.1f} ms",
+         f"{cqt['librosa_audio_s_per_s']:,.0f}"),
         ("decode + resample 44.1->16 kHz (soundfile + soxr)",
          f"{DECODE_FILES} x {DECODE_SECONDS:g} s WAV",
          f"{1e3 * DECODE_FILES * DECODE_SECONDS / decode:.1f} ms", f"{decode:,.0f}"),
@@ -245,6 +308,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"{lm['ours_audio_s_per_s'] / lm['librosa_batched_audio_s_per_s']:.2f}x   "
         f"repeats: {args.repeats}   -> {args.json}"
     )
+    print(f"CQT ratio ours/librosa: {cqt['ratio']:.2f}x ({cqt['ratio_1thread']:.2f}x on 1 "
+          f"thread)   max |ours - librosa| / peak: {cqt['rel_diff_same_method']:.1e} (same "
+          f"filters and decimator), {cqt['rel_diff_defaults']:.1e} (librosa's defaults)")
     return result
 
 
