@@ -31,9 +31,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.signal import firwin, get_window
-from torch import nn
 
 from pocketear.errors import InvalidValue
+from pocketear.frontends.base import Frontend
 from pocketear.registry import register
 
 C1_HZ = 32.70319566257483  # MIDI note 24
@@ -127,7 +127,7 @@ def octave_basis(cfg: CQTConfig, octave: int) -> tuple[np.ndarray, int]:
 
 
 @register("frontend", "cqt")
-class CQT(nn.Module):
+class CQT(Frontend):
     """Log-magnitude CQT matching librosa's, exportable with dynamic batch and length.
 
     ``forward`` returns ``log(|CQT| + log_eps)`` as ``(B, 1, T, n_bins)``, low bins first, the
@@ -159,20 +159,6 @@ class CQT(nn.Module):
     def n_bins(self) -> int:
         """Number of CQT bins (the feature dimension F)."""
         return self.cfg.n_bins
-
-    @property
-    def sample_rate(self) -> int:
-        """Sample rate the frontend expects, in Hz."""
-        return self.cfg.sample_rate
-
-    @property
-    def hop_length(self) -> int:
-        """Hop between frames, in samples."""
-        return self.cfg.hop_length
-
-    def num_frames(self, n_samples: int) -> int:
-        """Frames produced for ``n_samples`` samples."""
-        return self.cfg.num_frames(n_samples)
 
     def magnitude(self, wave: torch.Tensor) -> torch.Tensor:
         """``|CQT|`` of ``wave`` ``(B, N)`` or ``(N,)`` as ``(B, n_bins, T)``."""

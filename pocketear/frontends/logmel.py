@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pocketear.errors import InvalidValue
+from pocketear.frontends.base import Frontend
 from pocketear.frontends.mel import mel_filterbank
 from pocketear.registry import register
 
@@ -106,7 +107,7 @@ class LogMelConfig:
 
 
 @register("frontend", "logmel")
-class LogMel(nn.Module):
+class LogMel(Frontend):
     """Log-mel spectrogram, matching librosa and exportable to ONNX with dynamic batch/length.
 
     Framing is ``center=False``: frame ``t`` covers samples ``[t*hop, t*hop + win_length)``, so
@@ -155,20 +156,6 @@ class LogMel(nn.Module):
     def n_mels(self) -> int:
         """Number of mel bins (the feature dimension F)."""
         return self.cfg.n_mels
-
-    @property
-    def sample_rate(self) -> int:
-        """Sample rate the frontend expects, in Hz."""
-        return self.cfg.sample_rate
-
-    @property
-    def hop_length(self) -> int:
-        """Hop between frames, in samples."""
-        return self.cfg.hop_length
-
-    def num_frames(self, n_samples: int) -> int:
-        """Frames produced for ``n_samples`` samples."""
-        return self.cfg.num_frames(n_samples)
 
     def set_stats(self, mean: np.ndarray | torch.Tensor, std: np.ndarray | torch.Tensor) -> None:
         """Store per-bin normalisation stats (e.g. from :func:`compute_stats`) and enable them.
