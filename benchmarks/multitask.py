@@ -24,15 +24,16 @@ suite):
 3. **Select** the ``--k`` best-scoring tasks and their weights: with ``--weighting fixed`` the
    weights are proportional to the scores, scaled to sum to ``k``; ``uncertainty`` and
    ``gradnorm`` learn theirs from 1 each.
-4. **Compare** ``multi`` over the selection with the best-scoring single task, both pretrained
-   ``--pretrain-seeds`` times for ``--steps`` steps and evaluated with the baselines in one
-   ``evaluate`` call (± over pretraining seeds, ``variants.merge_pretrain_seeds``).
+4. **Compare** ``multi`` over the selection with each selected task alone (the best-scoring
+   one first), all pretrained ``--pretrain-seeds`` times and evaluated with the baselines in
+   one ``evaluate`` call (± over pretraining seeds, ``variants.merge_pretrain_seeds``).
 
-Same compute, ``--budget``: ``steps`` (default) gives both runs the same optimiser steps ×
+Same compute, ``--budget``: ``steps`` (default) gives every run the same optimiser steps ×
 batch size, i.e. the same number of clip draws; a ``multi`` step runs every selected task's
-step on its own views of each clip, so it costs about the sum of their steps (both runs' seconds
-are in the JSON). ``time`` gives ``multi`` ``steps × t_best / Σ_selected t_i`` steps, ``t`` the
-seconds per step of the pilot runs: equal wall time, up to how well the pilots' step times add.
+step on its own views of each clip, so it costs about the sum of their steps (every run's
+seconds are in the JSON). ``time`` gives ``multi`` ``steps × t_best / Σ_selected t_i`` steps,
+``t`` the seconds per step of the pilot runs: the best-scoring task's wall time, up to how well
+the pilots' step times add (the other single tasks keep ``--steps`` steps: their seconds differ).
 
 The JSON is written after every stage; runs are resumable (a finished run folder is reused).
 """
@@ -189,7 +190,7 @@ def run_setting(setting: str, args: argparse.Namespace, out: dict[str, Any]) -> 
     write_json(args.json, out)
 
     final = folder / "final"
-    runs = pretrain_all([best], manifest, final, args.encoder, args.steps, args.batch,
+    runs = pretrain_all(selected, manifest, final, args.encoder, args.steps, args.batch,
                         args.pretrain_seeds, **common)
     # a folder per multi config: a finished run is reused only for the same selection
     sets = multi_sets(selected, weights, args.weighting, short)
@@ -208,8 +209,7 @@ def run_setting(setting: str, args: argparse.Namespace, out: dict[str, Any]) -> 
         print(format_table({**results, "results": pooled}))
         res.setdefault("suites", {})[suite] = {
             "results": results["results"], "pooled": pooled, "tasks": results["tasks"],
-            "suite_average": {"multi": suite_average(pooled, "multi"),
-                              best: suite_average(pooled, best)}}
+            "suite_average": {t: suite_average(pooled, t) for t in ["multi", *selected]}}
         write_json(args.json, out)
 
 
