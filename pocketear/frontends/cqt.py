@@ -37,6 +37,7 @@ from pocketear.frontends.base import Frontend
 from pocketear.registry import register
 
 C1_HZ = 32.70319566257483  # MIDI note 24
+HANN_BANDWIDTH = 1.50018310546875  # equivalent noise bandwidth, in bins
 DECIMATOR_HALF = 10  # taps each side per unit of the factor 2: resample_poly's default
 
 
@@ -67,7 +68,8 @@ class CQTConfig:
                 f"hop_length {self.hop_length} must be divisible by 2**{self.n_octaves - 1} "
                 f"(each of the {self.n_octaves} octaves halves it)")
         top = self.frequencies()[-1]
-        if top * (1 + 1.0 / self.q()[-1]) > self.sample_rate / 2:  # Hann bandwidth 2 bins
+        # librosa's check: the top filter's band reaches f (1 + B / 2Q), B = 1.5 for Hann
+        if top * (1 + HANN_BANDWIDTH / (2 * self.q()[-1])) > self.sample_rate / 2:
             raise InvalidValue(f"the top bin ({top:.0f} Hz) reaches above Nyquist: use fewer "
                                f"bins or a higher sample rate")
 
