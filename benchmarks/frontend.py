@@ -69,6 +69,16 @@ def _time(fn: Callable[[], Any], pause: float = 0.0) -> tuple[float, Any]:
     return time.perf_counter() - t0, out
 
 
+def on_one_thread(fn: Callable[[], np.ndarray]) -> np.ndarray:
+    """``fn()`` with torch on one thread (the reference row of each benchmark)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(threads)
+
+
 def bench_logmel(clips: np.ndarray, cfg: LogMelConfig, repeats: int) -> dict[str, float]:
     """Ours (batched torch) vs librosa (per clip), interleaved; returns medians and max diff."""
     import librosa
@@ -81,13 +91,6 @@ def bench_logmel(clips: np.ndarray, cfg: LogMelConfig, repeats: int) -> dict[str
         with torch.inference_mode():
             return fe(wave)[:, 0].numpy()
 
-    def ours_1thread() -> np.ndarray:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return ours()
-        finally:
-            torch.set_num_threads(threads)
 
     def librosa_logmel(y: np.ndarray) -> np.ndarray:
         s = librosa.feature.melspectrogram(
@@ -113,7 +116,7 @@ def bench_logmel(clips: np.ndarray, cfg: LogMelConfig, repeats: int) -> dict[str
 
     fns = {
         "ours": ours,
-        "ours_1thread": ours_1thread,
+        "ours_1thread": lambda: on_one_thread(ours),
         "librosa": theirs,
         "librosa_batched": theirs_batched,
     }
@@ -152,13 +155,6 @@ def bench_cqt(clips: np.ndarray, repeats: int) -> dict[str, float]:
         with torch.inference_mode():
             return fe.magnitude(wave).numpy()
 
-    def ours_1thread() -> np.ndarray:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return ours()
-        finally:
-            torch.set_num_threads(threads)
 
     def theirs(**kw: Any) -> np.ndarray:
         return np.stack([np.abs(librosa.cqt(y, sr=cfg.sample_rate, hop_length=cfg.hop_length,
@@ -166,7 +162,7 @@ def bench_cqt(clips: np.ndarray, repeats: int) -> dict[str, float]:
                                             bins_per_octave=cfg.bins_per_octave, **kw))
                          for y in clips])
 
-    fns = {"ours": ours, "ours_1thread": ours_1thread, "librosa": theirs}
+    fns = {"ours": ours, "ours_1thread": lambda: on_one_thread(ours), "librosa": theirs}
     for fn in fns.values():
         fn()  # warm-up
     times: dict[str, list[float]] = {name: [] for name in fns}
