@@ -7,6 +7,12 @@ that catch ``ValueError``, ``KeyError`` or ``FileNotFoundError`` keep working.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
 
 class UserError(Exception):
     """A mistake in the user's input; the message names what is wrong and the fix."""
@@ -37,3 +43,22 @@ class NotAFolder(UserError, NotADirectoryError):
 
 class MissingDependency(UserError, ImportError):
     """An optional package that the asked-for feature needs is not installed."""
+
+
+def typed(cls: type[T], given: Mapping[str, Any], where: str,
+          error: type[InvalidValue] = InvalidValue) -> T:
+    """Dataclass ``cls`` built from the user's ``given`` over its defaults.
+
+    Raises:
+        InvalidValue: (or ``error``) an unknown key, or a value ``cls`` rejects; the message
+            starts with ``where`` (the config key the user wrote) and lists the known keys.
+    """
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(given) - names)
+    if unknown:
+        raise error(f"{where}: unknown key(s) {', '.join(unknown)}; known keys: "
+                    f"{', '.join(sorted(names))}")
+    try:
+        return cls(**given)
+    except (TypeError, ValueError) as err:
+        raise error(f"{where}: {err}") from None

@@ -78,10 +78,8 @@ class TwoViewTask(Task):
         self, clip: np.ndarray, rng: np.random.Generator, other: Callable[[], np.ndarray]
     ) -> Example | None:
         """Two views of one clip: one segment twice, or two segments ``separation`` apart."""
-        if clip.ndim != 2:
-            raise ValueError(f"expected a (T, F) log-mel, got shape {clip.shape}")
         s = self.cfg.slice_frames
-        fitted = self.clip_need().fit(clip)
+        fitted = self.fit_clip(clip)
         if fitted is None:
             return None
         last = len(fitted) - s

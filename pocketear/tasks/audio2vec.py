@@ -100,10 +100,8 @@ class _Audio2Vec(Task):
         self, clip: np.ndarray, rng: np.random.Generator, other: Callable[[], np.ndarray]
     ) -> Example | None:
         """The ``2N`` context slices and the centre slice of one window, with their real frames."""
-        if clip.ndim != 2:
-            raise ValueError(f"expected a (T, F) log-mel, got shape {clip.shape}")
         c, need = self.cfg, self.window_frames
-        fitted = self.clip_need().fit(clip)
+        fitted = self.fit_clip(clip)
         if fitted is None:
             return None
         start = int(rng.integers(0, len(fitted) - need, endpoint=True))

@@ -48,7 +48,7 @@ class Task(nn.Module):
     def clip_need(self) -> ClipNeed:
         """What the sampler reads from one clip (default: any clip of at least one frame).
 
-        Samplers that cut fixed windows override this and call ``clip_need().fit(clip)``, so
+        Samplers that cut fixed windows override this and call :meth:`fit_clip`, so
         the rule the sampler applies and the one the driver filters the corpus with up front
         (:attr:`min_frames`) are one and the same.
         """
@@ -58,6 +58,16 @@ class Task(nn.Module):
     def min_frames(self) -> int:
         """Fewest frames a clip needs to yield an example (shorter clips are filtered out)."""
         return self.clip_need().min_frames
+
+    def fit_clip(self, clip: np.ndarray) -> np.ndarray | None:
+        """``clip`` as a window-cutting sampler reads it: ``clip_need().fit``, None if too short.
+
+        Raises:
+            ValueError: ``clip`` is not a ``(T, F)`` log-mel.
+        """
+        if clip.ndim != 2:
+            raise ValueError(f"expected a (T, F) log-mel, got shape {clip.shape}")
+        return self.clip_need().fit(clip)
 
     def set_augment(self, specs: Sequence[Mapping[str, Any]] | None,
                     frontend: LogMelConfig | None = None) -> None:

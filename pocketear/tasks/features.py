@@ -137,10 +137,8 @@ class Features(Task):
         self, clip: np.ndarray, rng: np.random.Generator, other: Callable[[], np.ndarray]
     ) -> Example | None:
         """One slice (augmented view) and the descriptors of its clean, real frames."""
-        if clip.ndim != 2:
-            raise ValueError(f"expected a (T, F) log-mel, got shape {clip.shape}")
         s = self.cfg.slice_frames
-        fitted = self.clip_need().fit(clip)
+        fitted = self.fit_clip(clip)
         if fitted is None:
             return None
         start = int(rng.integers(0, len(fitted) - s, endpoint=True))

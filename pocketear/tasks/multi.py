@@ -22,7 +22,7 @@ from torch import nn
 
 from pocketear.augment.base import NamedChains, build_augment
 from pocketear.encoders.base import Encoder
-from pocketear.errors import InvalidValue
+from pocketear.errors import InvalidValue, typed
 from pocketear.frontends.logmel import LogMelConfig
 from pocketear.heads.weighting import SCHEMES, build_weighting
 from pocketear.registry import available, get, register
@@ -33,16 +33,7 @@ NAME = "multi"
 
 def _sub_config(name: str, given: Mapping[str, Any]) -> TaskConfig:
     """Sub-task ``name``'s typed ``Config`` from ``task.params.NAME``; unknown keys are errors."""
-    cls = get("task", name).Config
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(given) - known)
-    if unknown:
-        raise InvalidValue(f"task.params.{name}: unknown key(s) {', '.join(unknown)}; {name} "
-                           f"takes {', '.join(sorted(known))}")
-    try:
-        return cls(**given)
-    except (TypeError, ValueError) as err:
-        raise InvalidValue(f"task.params.{name}: {err}") from None
+    return typed(get("task", name).Config, given, f"task.params.{name}")
 
 
 def _drop_encoder_copies(module: Multi, state_dict: dict[str, Any], prefix: str,

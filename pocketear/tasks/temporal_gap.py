@@ -122,10 +122,8 @@ class TemporalGap(Task):
         self, clip: np.ndarray, rng: np.random.Generator, other: Callable[[], np.ndarray]
     ) -> Example | None:
         """Two slices of one clip at a random gap, in random order, and the normalised gap."""
-        if clip.ndim != 2:
-            raise ValueError(f"expected a (T, F) log-mel, got shape {clip.shape}")
         c, s = self.cfg, self.cfg.slice_frames
-        fitted = self.clip_need().fit(clip)
+        fitted = self.fit_clip(clip)
         if fitted is None:
             return None
         clip = fitted

@@ -122,10 +122,8 @@ class Triplet(Task):
         self, clip: np.ndarray, rng: np.random.Generator, other: Callable[[], np.ndarray]
     ) -> Example | None:
         """Anchor and positive from ``clip``, a negative slice from ``other()``."""
-        if clip.ndim != 2:
-            raise ValueError(f"expected a (T, F) log-mel, got shape {clip.shape}")
         s = self.cfg.slice_frames
-        fitted = self.clip_need().fit(clip)
+        fitted = self.fit_clip(clip)
         if fitted is None:
             return None
         clip = fitted

@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pocketear.encoders.base import DEFAULT_READOUT, Readout
-from pocketear.errors import InvalidValue, MissingPath
+from pocketear.errors import InvalidValue, MissingPath, typed
 from pocketear.frontends.logmel import LogMelConfig
 from pocketear.registry import get
 from pocketear.tasks.base import TaskConfig
@@ -138,15 +138,7 @@ class ConfigError(InvalidValue):
 
 def _typed(cls: type[T], given: Mapping[str, Any], where: str) -> T:
     """Dataclass ``cls`` built from ``given`` over its defaults; unknown keys are errors."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(given) - names)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known keys: "
-                          f"{', '.join(sorted(names))}")
-    try:
-        return cls(**given)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"{where}: {err}") from None
+    return typed(cls, given, where, ConfigError)
 
 
 def _check_encoder_options(name: str, options: Mapping[str, Any], n_mels: int) -> None:
