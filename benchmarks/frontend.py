@@ -79,6 +79,26 @@ def on_one_thread(fn: Callable[[], np.ndarray]) -> np.ndarray:
         torch.set_num_threads(threads)
 
 
+def interleaved(fns: dict[str, Callable[[], np.ndarray]], repeats: int,
+                audio_s: float) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Warm each ``fn`` up, then time them in turn ``repeats`` times (a pause before each).
+
+    Returns the median speed (``NAME_audio_s_per_s``) and time (``NAME_ms``) per name, and each
+    function's last output.
+    """
+    for fn in fns.values():
+        fn()  # warm-up: allocator, thread pools, librosa's lazy imports
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    outs: dict[str, np.ndarray] = {}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            dt, outs[name] = _time(fn, PAUSE_S)
+            times[name].append(dt)
+    res = {f"{k}_audio_s_per_s": audio_s / statistics.median(v) for k, v in times.items()}
+    res |= {f"{k}_ms": 1e3 * statistics.median(v) for k, v in times.items()}
+    return res, outs
+
+
 def bench_logmel(clips: np.ndarray, cfg: LogMelConfig, repeats: int) -> dict[str, float]:
     """Ours (batched torch) vs librosa (per clip), interleaved; returns medians and max diff."""
     import librosa
@@ -120,19 +140,9 @@ def bench_logmel(clips: np.ndarray, cfg: LogMelConfig, repeats: int) -> dict[str
         "librosa": theirs,
         "librosa_batched": theirs_batched,
     }
-    for fn in fns.values():
-        fn()  # warm-up: allocator, thread pools, librosa's lazy imports
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    outs: dict[str, np.ndarray] = {}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            dt, outs[name] = _time(fn, PAUSE_S)
-            times[name].append(dt)
+    res, outs = interleaved(fns, repeats, clips.size / cfg.sample_rate)
     a, b = outs["ours"], outs["librosa"]
     assert all(o.shape == a.shape for o in outs.values()), "feature shapes differ"
-    audio_s = clips.size / cfg.sample_rate
-    res = {f"{k}_audio_s_per_s": audio_s / statistics.median(v) for k, v in times.items()}
-    res |= {f"{k}_ms": 1e3 * statistics.median(v) for k, v in times.items()}
     res["ratio"] = res["ours_audio_s_per_s"] / res["librosa_audio_s_per_s"]
     res["max_abs_diff"] = float(np.abs(a - b).max())
     return res
@@ -155,7 +165,6 @@ def bench_cqt(clips: np.ndarray, repeats: int) -> dict[str, float]:
         with torch.inference_mode():
             return fe.magnitude(wave).numpy()
 
-
     def theirs(**kw: Any) -> np.ndarray:
         return np.stack([np.abs(librosa.cqt(y, sr=cfg.sample_rate, hop_length=cfg.hop_length,
                                             fmin=cfg.fmin, n_bins=cfg.n_bins,
@@ -163,18 +172,8 @@ def bench_cqt(clips: np.ndarray, repeats: int) -> dict[str, float]:
                          for y in clips])
 
     fns = {"ours": ours, "ours_1thread": lambda: on_one_thread(ours), "librosa": theirs}
-    for fn in fns.values():
-        fn()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    outs: dict[str, np.ndarray] = {}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            dt, outs[name] = _time(fn, PAUSE_S)
-            times[name].append(dt)
+    res, outs = interleaved(fns, repeats, clips.size / cfg.sample_rate)
     same = theirs(sparsity=0.0, res_type="polyphase")
-    audio_s = clips.size / cfg.sample_rate
-    res = {f"{k}_audio_s_per_s": audio_s / statistics.median(v) for k, v in times.items()}
-    res |= {f"{k}_ms": 1e3 * statistics.median(v) for k, v in times.items()}
     res["ratio"] = res["ours_audio_s_per_s"] / res["librosa_audio_s_per_s"]
     res["ratio_1thread"] = res["ours_1thread_audio_s_per_s"] / res["librosa_audio_s_per_s"]
     res["rel_diff_same_method"] = float(np.abs(outs["ours"] - same).max() / same.max())
