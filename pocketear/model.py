@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from pocketear.encoders.base import Encoder
-from pocketear.frontends.logmel import LogMel
+from pocketear.frontends.base import Frontend
 from pocketear.frontends.windows import pad_frames, segment, time_parts
 from pocketear.train.build import load_modules
 
@@ -47,7 +47,7 @@ def read_windows(encoder: Encoder, windows: list[torch.Tensor], batch: int = 256
 class Pretrained:
     """A trained encoder with its frontend and normalisation, ready to embed audio."""
 
-    def __init__(self, frontend: LogMel, encoder: Encoder, config: dict[str, Any],
+    def __init__(self, frontend: Frontend, encoder: Encoder, config: dict[str, Any],
                  source: str = "") -> None:
         self.frontend = frontend.eval()
         self.encoder = encoder.eval()

@@ -5,8 +5,8 @@ private name from another module.
 
 Layers, bottom up: the foundation (``errors``, ``registry``, ``_version``), the blocks (audio,
 data, frontends, encoders, heads, losses, augment), ``tasks``, ``train``, ``model``, the drivers
-that use a trained model (``evaluate``, ``export``, ``hear``) and the front doors (``cli``,
-``demo``). Imports inside functions count too: a lazy import up is still an arrow up.
+that use a trained model (``evaluate``, ``export``, ``hear``, ``pitch``) and the front doors
+(``cli``, ``demo``). Imports inside functions count too: a lazy import up is still an arrow up.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1] / "pocketear"
 LAYERS: dict[str, int] = {
     "_version": 0, "errors": 0, "registry": 0,
     "audio": 1, "data": 1, "frontends": 1, "encoders": 1, "heads": 1, "losses": 1, "augment": 1,
-    "tasks": 2, "train": 3, "model": 4, "evaluate": 5, "export": 5, "hear": 5,
+    "tasks": 2, "train": 3, "model": 4, "evaluate": 5, "export": 5, "hear": 5, "pitch": 5,
     "cli": 6, "demo": 6,
 }
 

@@ -2,7 +2,8 @@
 
 Commands, in the order of the workflow: ``list``, ``synth``, ``prepare``, ``cache`` (data),
 ``cluster``, ``pretrain``, ``tokenizer`` (training), ``evaluate``, ``report``, ``compare``
-(evaluation), ``export``, ``embed`` (deployment). Each module registers its commands with
+(evaluation), ``export``, ``embed`` (deployment), ``calibrate``, ``pitch`` (pitch
+tracking). Each module registers its commands with
 :func:`command`.
 """
 
@@ -11,6 +12,7 @@ from pocketear.cli import (  # noqa: F401  (register commands)
     deploy,
     evaluation,
     masked,
+    pitch,
     train,
 )
 from pocketear.cli.core import COMMANDS, build_parser, command, main

@@ -7,8 +7,9 @@ import sys
 import warnings
 from collections.abc import Callable
 
+# the workflow's order, for --help
 ORDER = ("list", "synth", "prepare", "cache", "cluster", "pretrain", "tokenizer", "evaluate",
-         "report", "compare", "export", "embed")  # the workflow's order, for --help
+         "report", "compare", "export", "embed", "calibrate", "pitch")
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], int]]] = {}
 

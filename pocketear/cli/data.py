@@ -174,30 +174,24 @@ def _cache_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="cache folder")
     p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="frontend option, e.g. --set n_mels=40 (repeatable)")
+                   help="frontend option, e.g. --set n_mels=40 or --set name=cqt (repeatable)")
 
 
 @command("cache", _cache_args)
 def _cache(args: argparse.Namespace) -> int:
-    """Compute the log-mel feature cache of a corpus (reused by later commands).
+    """Compute the feature cache of a corpus (log-mel; CQT with --set name=cqt), reused later.
 
     Optional: pretrain and evaluate build it when missing. Keyed by the frontend config and the
     corpus's files, so a change builds a new cache rather than reading a stale one.
     """
-    import dataclasses
-
     from omegaconf import OmegaConf
 
     from pocketear.data.cache import build_cache
     from pocketear.data.corpus import Corpus
-    from pocketear.frontends.logmel import LogMelConfig
+    from pocketear.frontends import frontend_config
 
-    fields = {f.name for f in dataclasses.fields(LogMelConfig)}
     given = OmegaConf.to_container(OmegaConf.from_dotlist(args.overrides))
-    unknown = set(given) - fields  # type: ignore[arg-type]
-    if unknown:
-        raise InvalidValue(f"unknown frontend option(s) {sorted(unknown)}; known: {sorted(fields)}")
-    cfg = LogMelConfig(**given)  # type: ignore[arg-type]
+    cfg = frontend_config(given)  # type: ignore[arg-type]
     cache = build_cache(Corpus.open(args.data), args.out, cfg, workers=args.workers)
     print(f"cache {cache.root}: {len(cache)} clips, {cache.index['total_frames']} frames, "
           f"skipped {len(cache.skipped)} file(s)")

@@ -20,6 +20,9 @@ def _export_args(p: argparse.ArgumentParser) -> None:
                    "(a few hundred clips of your data; default: synthetic signals)")
     p.add_argument("--force", action="store_true",
                    help="write the model even when the parity check fails")
+    p.add_argument("--task-head", choices=["embedding", "pitch"], default="embedding",
+                   help="embedding (default: waveform → clip embedding) or pitch (a calibrated "
+                        "spice run: waveform → pitch and confidence per frame; onnx only)")
     p.add_argument("--out", type=Path, required=True, help="model file (.onnx or .pte)")
 
 
@@ -34,6 +37,15 @@ def _export(args: argparse.Namespace) -> int:
     """
     from pocketear.export.onnx import export_onnx
 
+    if args.task_head == "pitch":
+        from pocketear.pitch.export import export_pitch_onnx
+
+        if args.format != "onnx" or args.int8:
+            raise InvalidValue("--task-head pitch exports fp32 ONNX only (no --int8, no pte)")
+        report = export_pitch_onnx(args.checkpoint, args.out, force=args.force)
+        print(f"wrote {args.out} ({report['bytes'] / 1024:.1f} KB, fp32 pitch tracker; "
+              f"max diff vs PyTorch {report['max_abs_diff']:.1e})")
+        return 0
     if args.calibration and not args.int8:
         raise InvalidValue("--calibration only applies with --int8")
     if args.format == "pte":

@@ -11,7 +11,8 @@ from pocketear.cli.core import command
 def _pretrain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", help="pretext task (`pocketear list tasks`)")
     p.add_argument("--data", help="folder of audio or CSV/TSV manifest (labels are ignored)")
-    p.add_argument("--encoder", help="encoder (`pocketear list encoders`; default mobile_100)")
+    p.add_argument("--encoder", help="encoder (`pocketear list encoders`; default: the task's "
+                   "own, mobile_100 for most)")
     p.add_argument("--config", type=Path, help="YAML config file (keys as in a run's "
                    "config.yaml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

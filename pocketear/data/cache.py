@@ -25,13 +25,21 @@ from tqdm.auto import tqdm
 from pocketear.audio.io import AudioError, load_audio, report_skipped
 from pocketear.data.corpus import Corpus
 from pocketear.errors import InvalidValue, MissingPath
-from pocketear.frontends.logmel import LogMel, LogMelConfig, compute_stats, floor_std
+from pocketear.frontends import (
+    Frontend,
+    FrontendConfig,
+    LogMelConfig,
+    create_frontend,
+    frontend_config,
+    stored_frontend,
+)
+from pocketear.frontends.logmel import compute_stats, floor_std
 
 CACHE_VERSION = 1
-_FRONTEND: LogMel | None = None
+_FRONTEND: Frontend | None = None
 
 
-def cache_key(corpus: Corpus, cfg: LogMelConfig) -> str:
+def cache_key(corpus: Corpus, cfg: FrontendConfig) -> str:
     """Key of the cache for ``corpus`` under frontend ``cfg``."""
     raw = f"v{CACHE_VERSION}:{cfg.key()}:{corpus.fingerprint()}:{len(corpus)}"
     return hashlib.sha1(raw.encode()).hexdigest()[:16]
@@ -42,7 +50,7 @@ def _init_worker(cfg: dict) -> None:
 
     torch.set_num_threads(1)
     global _FRONTEND
-    _FRONTEND = LogMel(LogMelConfig.from_dict(cfg)).eval()
+    _FRONTEND = create_frontend(frontend_config(cfg)).eval()
 
 
 def _featurise(path: str) -> tuple[str, np.ndarray | None, str]:
@@ -119,9 +127,9 @@ class FeatureCache:
         return [e["path"] for e in self.index["entries"]]
 
     @property
-    def frontend_config(self) -> LogMelConfig:
-        """The frontend config the log-mels were computed with."""
-        return LogMelConfig.from_dict(self.index["frontend"])
+    def frontend_config(self) -> FrontendConfig:
+        """The frontend config the features were computed with."""
+        return frontend_config(self.index["frontend"])
 
     @property
     def mean(self) -> np.ndarray:
@@ -145,11 +153,13 @@ class FeatureCache:
 def build_cache(
     corpus: Corpus,
     out_dir: str | os.PathLike[str],
-    cfg: LogMelConfig | None = None,
+    cfg: FrontendConfig | None = None,
     workers: int = 2,
     progress: bool = True,
 ) -> FeatureCache:
-    """Log-mels of every decodable file of ``corpus`` under ``out_dir/<key>``; reused if present.
+    """Features (log-mel by default) of every decodable file of ``corpus`` under ``out_dir/<key>``.
+
+    Reused if present.
 
     Undecodable files are reported once each (``skipped: PATH: reason`` on stderr), skipped
     and listed in the index.
@@ -172,10 +182,10 @@ def build_cache(
         offset = 0
         n_mels = cfg.n_mels
         with open(tmp / "features.f16", "wb") as f, ProcessPoolExecutor(
-            max_workers=max(1, workers), initializer=_init_worker, initargs=(cfg.to_dict(),)
+            max_workers=max(1, workers), initializer=_init_worker, initargs=(stored_frontend(cfg),)
         ) as pool:
             results = pool.map(_featurise, corpus.paths, chunksize=8)
-            bar = tqdm(results, total=len(corpus), desc="log-mel cache", unit="file",
+            bar = tqdm(results, total=len(corpus), desc=f"{cfg.name} cache", unit="file",
                        disable=not progress)
             for i, (path, mel, reason) in enumerate(bar):
                 if mel is None:
@@ -193,7 +203,7 @@ def build_cache(
         del data
         index = {
             "version": CACHE_VERSION, "key": final.name, "source": corpus.source,
-            "frontend": cfg.to_dict(), "n_mels": n_mels, "total_frames": offset,
+            "frontend": stored_frontend(cfg), "n_mels": n_mels, "total_frames": offset,
             "entries": entries, "skipped": skipped,
             "mean": np.asarray(mean).tolist(), "std": np.asarray(std).tolist(),
         }

@@ -141,6 +141,8 @@ class _TaskRun:
     def prepare(self, methods: list[Method], reference: Pretrained | None) -> None:
         ctx, cfg, task = self.ctx, self.ctx.config, self.task
         fe_cfg = reference.frontend.cfg if reference is not None else LogMelConfig()
+        if not isinstance(fe_cfg, LogMelConfig):  # logmel-stats reads log-mels, whatever the
+            fe_cfg = LogMelConfig()  # models read (each model's own features: `extract`)
         self.feats = logmels(task.corpus, ctx.cache_dir, fe_cfg, cfg.workers, cfg.progress)
         self.reference = reference or bl.default_reference(self.feats.mean, self.feats.std,
                                                            fe_cfg)

@@ -139,10 +139,28 @@ def as_pretrained(model: str | os.PathLike[str] | Pretrained) -> Pretrained:
 
     ``model`` itself when it is a loaded ``Pretrained``, else the checkpoint or run folder
     loaded with :func:`pocketear.model.load`.
+
+    Raises:
+        ExportError: a model whose frontend is not the log-mel (:func:`require_logmel`).
     """
     from pocketear.model import Pretrained, load
 
-    return model if isinstance(model, Pretrained) else load(model)
+    return require_logmel(model if isinstance(model, Pretrained) else load(model))
+
+
+def require_logmel(pre: Pretrained) -> Pretrained:
+    """``pre``, if its frontend is the log-mel this module's graph and framing are built for.
+
+    Raises:
+        ExportError: another frontend (a spice run's CQT: its export is ``--task-head pitch``).
+    """
+    from pocketear.frontends.logmel import LogMel
+
+    if not isinstance(pre.frontend, LogMel):
+        raise ExportError(f"{pre.source or 'model'}: embedding export and `embed` handle log-mel "
+                          f"models; this one reads a {pre.frontend.cfg.name} (a spice run: "
+                          "`pocketear pitch`, or export it with --task-head pitch)")
+    return pre
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from pocketear.errors import InvalidValue
-from pocketear.export.graph import INPUT_NAME, ClipModel, window_samples
+from pocketear.export.graph import INPUT_NAME, ClipModel, require_logmel, window_samples
 
 if TYPE_CHECKING:
     from pocketear.model import Pretrained
@@ -181,7 +181,7 @@ class TorchEmbedder(Embedder):
     def __init__(self, pre: Pretrained, threads: int | None = None) -> None:
         if threads:
             torch.set_num_threads(int(threads))  # process-wide, like any torch code
-        self.pretrained = pre
+        self.pretrained = require_logmel(pre)
         self.model = ClipModel(pre.frontend, pre.encoder).eval()
         cfg = pre.frontend.cfg
         window, hop = window_samples(pre)

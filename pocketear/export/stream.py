@@ -27,7 +27,7 @@ from pocketear.export.runtime import Embedder, cut_windows, load_embedder
 MARGIN = 256  # samples read beyond each chunk edge (resampling context), then dropped
 
 
-def _read_span(path: str, sr: int, lo: int, hi: int, total: int) -> tuple[np.ndarray, int]:
+def read_span(path: str, sr: int, lo: int, hi: int, total: int) -> tuple[np.ndarray, int]:
     """Samples ``[lo, hi)`` clipped to ``[0, total)``, as ``(audio, offset_of_audio)``."""
     a, b = max(0, lo - MARGIN), min(total, hi + MARGIN)
     if b <= a:
@@ -36,7 +36,8 @@ def _read_span(path: str, sr: int, lo: int, hi: int, total: int) -> tuple[np.nda
     return audio, a
 
 
-def _num_samples(path: str, sr: int) -> int:
+def num_samples(path: str, sr: int) -> int:
+    """Length of ``path`` in samples at ``sr`` (at least 1)."""
     return max(1, int(round(audio_duration(path) * sr)))
 
 
@@ -45,7 +46,7 @@ def stream_clip_embedding(embedder: Embedder, path: str | os.PathLike[str],
                           on_progress: Callable[[float], None] | None = None) -> np.ndarray:
     """Clip embedding ``(D,)`` of a file, reading at most ~``chunk_seconds`` of audio at a time."""
     path, fr = os.fspath(path), embedder.framing
-    n = _num_samples(path, fr.sample_rate)
+    n = num_samples(path, fr.sample_rate)
     starts = fr.clip_starts(n)
     per_chunk = max(1, int(chunk_seconds * fr.sample_rate / fr.hop))
     if starts is None or len(starts) <= per_chunk:
@@ -56,7 +57,7 @@ def stream_clip_embedding(embedder: Embedder, path: str | os.PathLike[str],
     total = np.zeros(embedder.embed_dim, dtype=np.float64)
     for i in range(0, len(starts), per_chunk):
         part = starts[i : i + per_chunk]
-        audio, offset = _read_span(path, fr.sample_rate, int(part[0]), int(part[-1]) + fr.window, n)
+        audio, offset = read_span(path, fr.sample_rate, int(part[0]), int(part[-1]) + fr.window, n)
         total += embedder.embed_windows(cut_windows(audio, part, fr.window, offset)).sum(
             axis=0, dtype=np.float64)
         if on_progress:
@@ -71,13 +72,13 @@ def stream_frame_embeddings(embedder: Embedder, path: str | os.PathLike[str],
     """Frame embeddings ``(K, D)`` and timestamps ``(K,)`` ms of a file, chunk by chunk."""
     path, fr = os.fspath(path), embedder.framing
     hop_ms = hop_ms or embedder.default_hop_ms
-    n = _num_samples(path, fr.sample_rate)
+    n = num_samples(path, fr.sample_rate)
     centres, times = fr.frame_centres(n, hop_ms)
     per_chunk = max(1, int(chunk_seconds * 1000.0 / hop_ms))
     half, parts = fr.window // 2, []
     for i in range(0, len(centres), per_chunk):
         starts = centres[i : i + per_chunk] - half
-        audio, offset = _read_span(path, fr.sample_rate, int(starts[0]),
+        audio, offset = read_span(path, fr.sample_rate, int(starts[0]),
                                    int(starts[-1]) + fr.window, n)
         parts.append(embedder.embed_windows(cut_windows(audio, starts, fr.window, offset)))
         if on_progress:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from scipy.signal import firwin, get_window
 
 from pocketear.errors import InvalidValue
-from pocketear.frontends.base import Frontend
+from pocketear.frontends.base import Frontend, config_key
 from pocketear.registry import register
 
 C1_HZ = 32.70319566257483  # MIDI note 24
@@ -50,6 +50,7 @@ class CQTConfig:
             it), a top filter above Nyquist, or a non-positive value.
     """
 
+    name: ClassVar[str] = "cqt"
     sample_rate: int = 16000
     hop_length: int = 512
     fmin: float = C1_HZ
@@ -78,6 +79,11 @@ class CQTConfig:
         """Octaves computed, one sample rate each (8 at the defaults)."""
         return math.ceil(self.n_bins / self.bins_per_octave)
 
+    @property
+    def n_mels(self) -> int:
+        """``n_bins`` under the name the encoders and the feature cache use for the width F."""
+        return self.n_bins
+
     def frequencies(self) -> np.ndarray:
         """Centre frequency of every bin in Hz, ascending."""
         return self.fmin * 2.0 ** (np.arange(self.n_bins) / self.bins_per_octave)
@@ -101,6 +107,10 @@ class CQTConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the fields, for configs and checkpoints."""
         return dataclasses.asdict(self)
+
+    def key(self) -> str:
+        """Short stable hex hash of the config, used to key feature caches (:func:`config_key`)."""
+        return config_key(self)
 
 
 def octave_basis(cfg: CQTConfig, octave: int) -> tuple[np.ndarray, int]:
@@ -134,8 +144,12 @@ class CQT(Frontend):
 
     ``forward`` returns ``log(|CQT| + log_eps)`` as ``(B, 1, T, n_bins)``, low bins first, the
     layout of ``LogMel``; :meth:`magnitude` returns ``|CQT|`` as ``(B, n_bins, T)``, librosa's
-    layout. Frame ``t`` is centred on sample ``t · hop_length``.
+    layout. Frame ``t`` is centred on sample ``t · hop_length``. Normalisation stats are pooled
+    over all bins (``pooled_stats``): one mean and std, so a pitch shift stays a translation.
     """
+
+    Config = CQTConfig
+    pooled_stats = True
 
     def __init__(self, cfg: CQTConfig | None = None, **overrides: Any) -> None:
         super().__init__()
@@ -156,11 +170,20 @@ class CQT(Frontend):
         taps = firwin(4 * DECIMATOR_HALF + 1, 0.5, window=("kaiser", 5.0)) * math.sqrt(2)
         self.register_buffer("decimator", torch.from_numpy(taps).float().view(1, 1, -1),
                              persistent=False)
+        self._init_stats()
 
     @property
     def n_bins(self) -> int:
         """Number of CQT bins (the feature dimension F)."""
         return self.cfg.n_bins
+
+    def context_samples(self) -> int:
+        """Samples each side of a frame's centre that its value depends on (filters, decimators).
+
+        A chunk read with this much audio around it gives the same frames as the whole file.
+        """
+        half = 2 * DECIMATOR_HALF  # decimator taps each side, at the rate it runs
+        return max(n_fft // 2 * 2 ** o + half * (2 ** o - 1) for o, n_fft in enumerate(self.n_ffts))
 
     def magnitude(self, wave: torch.Tensor) -> torch.Tensor:
         """``|CQT|`` of ``wave`` ``(B, N)`` or ``(N,)`` as ``(B, n_bins, T)``."""
@@ -186,7 +209,9 @@ class CQT(Frontend):
         frames = min(o.shape[-1] for o in octaves)
         return torch.cat([o[..., :frames] for o in reversed(octaves)], dim=1)
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        """Log-CQT ``(B, 1, T, n_bins)`` of ``wave`` ``(B, N)``."""
-        mag = self.magnitude(wave)
-        return torch.log(mag + self.cfg.log_eps).transpose(1, 2).unsqueeze(1)
+    def forward(self, wave: torch.Tensor, normalise: bool = True) -> torch.Tensor:
+        """Log-CQT ``(B, 1, T, n_bins)`` of ``wave`` ``(B, N)``; normalised when stats are set."""
+        out = torch.log(self.magnitude(wave) + self.cfg.log_eps).transpose(1, 2)
+        if normalise:
+            out = self.normalise(out)
+        return out.unsqueeze(1)

@@ -8,19 +8,16 @@ inside every exported model and phones compute exactly the features the encoder 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from pocketear.errors import InvalidValue
-from pocketear.frontends.base import Frontend
+from pocketear.frontends.base import Frontend, config_key
 from pocketear.frontends.mel import mel_filterbank
 from pocketear.registry import register
 
@@ -40,6 +37,7 @@ class LogMelConfig:
             ``[0, sample_rate / 2]``, ``n_mels < 1`` or ``log_eps <= 0`` (a user's config).
     """
 
+    name: ClassVar[str] = "logmel"
     sample_rate: int = 16000
     win_ms: float = 25.0
     hop_ms: float = 10.0
@@ -93,17 +91,8 @@ class LogMelConfig:
         return cls(**dict(d))
 
     def key(self) -> str:
-        """Short stable hex hash of the config, used to key feature caches.
-
-        Values are normalised to their field type first, so ``fmin=60`` and ``fmin=60.0``
-        give the same key; any change of value gives a different one.
-        """
-        canon = {
-            f.name: (float if f.type in ("float", float) else int)(getattr(self, f.name))
-            for f in dataclasses.fields(self)
-        }
-        blob = json.dumps({"frontend": "logmel", **canon}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        """Short stable hex hash of the config, used to key feature caches (:func:`config_key`)."""
+        return config_key(self)
 
 
 @register("frontend", "logmel")
@@ -121,16 +110,14 @@ class LogMel(Frontend):
     ``torch.view_as_real``: the same tensor as the deprecated ``return_complex=False`` (which
     warns and is slated to become an error), and it exports with the dynamo exporter too.
 
-    Normalisation stats (``mean``, ``std``; per mel bin) are persistent buffers, so they travel
+    Normalisation stats (``mean``, ``std``; per mel bin) come from :class:`Frontend`: they travel
     in ``state_dict()``, checkpoints and ONNX exports. Until :meth:`set_stats` is called (or a
     state dict with ``normalised=True`` is loaded) :meth:`forward` returns raw log-mel.
     """
 
+    Config = LogMelConfig
     mel_fb: torch.Tensor
     window: torch.Tensor
-    mean: torch.Tensor
-    std: torch.Tensor
-    normalised: torch.Tensor
 
     def __init__(self, cfg: LogMelConfig | None = None, **overrides: Any) -> None:
         super().__init__()
@@ -144,68 +131,7 @@ class LogMel(Frontend):
         # Periodic Hann, as librosa's get_window("hann", fftbins=True).
         window = torch.hann_window(cfg.win_length, periodic=True, dtype=torch.float32)
         self.register_buffer("window", window, persistent=False)
-        self.register_buffer("mean", torch.zeros(cfg.n_mels))
-        self.register_buffer("std", torch.ones(cfg.n_mels))
-        self.register_buffer("normalised", torch.tensor(False))
-        # Python mirror of the `normalised` buffer: export traces a branch on a Python bool,
-        # whereas a branch on a buffer's value would be data-dependent and fail to export.
-        self._use_stats = False
-        self.register_load_state_dict_post_hook(_sync_normalised)
-
-    @property
-    def n_mels(self) -> int:
-        """Number of mel bins (the feature dimension F)."""
-        return self.cfg.n_mels
-
-    def set_stats(self, mean: np.ndarray | torch.Tensor, std: np.ndarray | torch.Tensor) -> None:
-        """Store per-bin normalisation stats (e.g. from :func:`compute_stats`) and enable them.
-
-        Raises:
-            ValueError: on a wrong shape, a non-finite value or a non-positive std.
-        """
-        mean_t = torch.as_tensor(mean, dtype=torch.float32).detach().cpu().reshape(-1)
-        std_t = torch.as_tensor(std, dtype=torch.float32).detach().cpu().reshape(-1)
-        if mean_t.numel() != self.n_mels or std_t.numel() != self.n_mels:
-            raise ValueError(
-                f"stats must have {self.n_mels} values; got {mean_t.numel()} and {std_t.numel()}"
-            )
-        if not (torch.isfinite(mean_t).all() and torch.isfinite(std_t).all()):
-            raise ValueError("stats must be finite")
-        if (std_t <= 0).any():
-            raise ValueError("std must be positive (compute_stats floors it)")
-        with torch.no_grad():
-            self.mean.copy_(mean_t)
-            self.std.copy_(std_t)
-            self.normalised.fill_(True)
-        self._use_stats = True
-
-    @property
-    def uses_stats(self) -> bool:
-        """Whether :meth:`forward` and :meth:`normalise` apply the stored stats."""
-        return self._use_stats
-
-    def normalise(self, logmel: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-        """``(x - mean) / std`` per mel bin with the stored stats (unchanged when none are set).
-
-        The one home of the normalisation rule: training, targets, evaluation and export all
-        call it on raw log-mel ``(..., n_mels)``; a NumPy array stays a float32 NumPy array.
-        """
-        if isinstance(logmel, np.ndarray):
-            x = logmel.astype(np.float32, copy=False)
-            if not self._use_stats:
-                return x
-            return (x - self.mean.detach().cpu().numpy()) / self.std.detach().cpu().numpy()
-        if not self._use_stats:
-            return logmel
-        return (logmel - self.mean) / self.std
-
-    def clear_stats(self) -> None:
-        """Back to raw log-mel (mean 0, std 1, not normalised)."""
-        with torch.no_grad():
-            self.mean.zero_()
-            self.std.fill_(1.0)
-            self.normalised.fill_(False)
-        self._use_stats = False
+        self._init_stats()
 
     def forward(self, wave: torch.Tensor, normalise: bool = True) -> torch.Tensor:
         """Waveform ``(B, N)`` or ``(N,)`` at ``sample_rate`` → ``(B, 1, T, n_mels)``.
@@ -245,17 +171,6 @@ class LogMel(Frontend):
         if normalise:
             out = self.normalise(out)
         return out.unsqueeze(1)
-
-    def extra_repr(self) -> str:
-        """The config fields and whether stats are applied, for ``print(module)``."""
-        fields = ", ".join(f"{k}={v}" for k, v in self.cfg.to_dict().items())
-        return f"{fields}, normalised={self._use_stats}"
-
-
-def _sync_normalised(module: nn.Module, incompatible_keys: Any) -> None:
-    """Keep the Python mirror in step with the ``normalised`` buffer after a state-dict load."""
-    if isinstance(module, LogMel):
-        module._use_stats = bool(module.normalised)
 
 
 def floor_std(std: np.ndarray, relative: float = RELATIVE_STD_FLOOR) -> np.ndarray:

@@ -37,6 +37,9 @@ class Task(nn.Module):
     # augmentations (``[{name, params}]``) used when the run config names none: the chain that
     # belongs to the method (BYOL-A's); empty for tasks whose views need none
     default_augment: list[dict[str, Any]] = []
+    # the encoder and frontend a config that names none gets (a pitch task needs a CQT)
+    default_encoder: str = "mobile_100"
+    default_frontend: str = "logmel"
 
     def __init__(self, encoder: Encoder, cfg: TaskConfig | None = None) -> None:
         super().__init__()

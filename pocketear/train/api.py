@@ -15,7 +15,7 @@ def pretrain(
     task: str,
     data: str | os.PathLike[str],
     out: str | os.PathLike[str],
-    encoder: str = "mobile_100",
+    encoder: str | None = None,
     config: str | os.PathLike[str] | None = None,
     steps: int | None = None,
     epochs: float | None = None,
@@ -30,7 +30,9 @@ def pretrain(
     """
     if resume:
         return resume_run(out, steps=steps, progress=progress)
-    sets = [f"task.name={task}", f"encoder.name={encoder}", f"data.source={Path(data)}"]
+    sets = [f"task.name={task}", f"data.source={Path(data)}"]
+    if encoder is not None:  # None: the task's default (mobile_100; spice for spice)
+        sets.append(f"encoder.name={encoder}")
     if steps is not None:
         sets.append(f"train.steps={steps}")
     if epochs is not None:

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from pocketear.encoders.base import Encoder, Readout
-from pocketear.frontends.logmel import LogMel
+from pocketear.frontends.base import Frontend, create_frontend
 from pocketear.registry import create, get
 from pocketear.tasks.base import Task
 from pocketear.train.checkpoint import load_checkpoint
@@ -24,9 +24,9 @@ from pocketear.train.config import (
 )
 
 
-def build_frontend(cfg: RunConfig | Mapping[str, Any]) -> LogMel:
-    """The run's log-mel frontend (without statistics: the caller sets or loads them)."""
-    return LogMel(resolve_frontend(cfg))
+def build_frontend(cfg: RunConfig | Mapping[str, Any]) -> Frontend:
+    """The run's frontend (without statistics: the caller sets or loads them)."""
+    return create_frontend(resolve_frontend(cfg))
 
 
 def build_encoder(cfg: RunConfig | Mapping[str, Any]) -> Encoder:
@@ -50,7 +50,7 @@ def build_task(cfg: RunConfig | Mapping[str, Any], encoder: Encoder) -> Task:
 
 
 def load_modules(checkpoint: str | os.PathLike[str]
-                 ) -> tuple[LogMel, Encoder, dict[str, Any], str]:
+                 ) -> tuple[Frontend, Encoder, dict[str, Any], str]:
     """Frontend, encoder, stored config and path of a checkpoint file or run folder.
 
     The frontend comes with its normalisation statistics; the file is loaded safely

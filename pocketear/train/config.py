@@ -23,6 +23,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from pocketear.encoders.base import DEFAULT_READOUT, Readout
 from pocketear.errors import InvalidValue, MissingPath, typed
+from pocketear.frontends.base import frontend_config, stored_frontend
+from pocketear.frontends.cqt import CQTConfig
 from pocketear.frontends.logmel import LogMelConfig
 from pocketear.registry import get
 from pocketear.tasks.base import TaskConfig
@@ -77,7 +79,8 @@ class RawConfig:
     """
 
     task: dict[str, Any] = field(default_factory=lambda: {"name": "audio2vec_cbow"})
-    encoder: dict[str, Any] = field(default_factory=lambda: {"name": "mobile_100"})
+    # no name: the task's own (``Task.default_encoder`` / ``default_frontend``)
+    encoder: dict[str, Any] = field(default_factory=dict)
     frontend: dict[str, Any] = field(default_factory=dict)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -108,7 +111,7 @@ class RunConfig:
     task_name: str
     task: TaskConfig
     encoder: EncoderConfig
-    frontend: LogMelConfig
+    frontend: LogMelConfig | CQTConfig
     data: DataConfig
     optim: OptimConfig
     train: TrainConfig
@@ -120,7 +123,7 @@ class RunConfig:
         return {
             "task": {"name": self.task_name, **dataclasses.asdict(self.task)},
             "encoder": {"name": enc.name, **copy.deepcopy(enc.options), "readout": enc.readout},
-            "frontend": self.frontend.to_dict(),
+            "frontend": stored_frontend(self.frontend),
             "data": dataclasses.asdict(self.data),
             "optim": dataclasses.asdict(self.optim),
             "train": dataclasses.asdict(self.train),
@@ -172,11 +175,18 @@ def _check_encoder_options(name: str, options: Mapping[str, Any], n_mels: int) -
         raise ConfigError(f"encoder {name}: {err}") from None
 
 
-def resolve_frontend(cfg: Mapping[str, Any] | RunConfig) -> LogMelConfig:
-    """The ``frontend`` part of a config, typed (a model's config needs no task)."""
+def resolve_frontend(cfg: Mapping[str, Any] | RunConfig) -> LogMelConfig | CQTConfig:
+    """The ``frontend`` part of a config, typed (a model's config needs no task).
+
+    ``frontend.name`` picks the frontend (``logmel`` when absent, as in configs saved before
+    there was a choice); the other keys are its config's fields.
+    """
     if isinstance(cfg, RunConfig):
         return cfg.frontend
-    return _typed(LogMelConfig, dict(cfg.get("frontend") or {}), "frontend")
+    try:
+        return frontend_config(cfg.get("frontend"))
+    except InvalidValue as err:
+        raise ConfigError(str(err)) from None
 
 
 def resolve_encoder(cfg: Mapping[str, Any] | RunConfig, n_mels: int) -> EncoderConfig:
@@ -210,6 +220,9 @@ def resolve(cfg: Mapping[str, Any] | RunConfig) -> RunConfig:
     if not name:
         raise ConfigError("task.name is missing; pick one of `pocketear list tasks`")
     task_cls = get("task", name)
+    cfg = {**cfg,  # a task's own encoder and frontend where the config names none (spice: cqt)
+           "encoder": {"name": task_cls.default_encoder, **(cfg.get("encoder") or {})},
+           "frontend": {"name": task_cls.default_frontend, **(cfg.get("frontend") or {})}}
     frontend = resolve_frontend(cfg)
     encoder = resolve_encoder(cfg, frontend.n_mels)
     augment = cfg.get("augment")
