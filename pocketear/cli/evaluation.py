@@ -40,6 +40,9 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baselines", action="store_true",
                    help="also measure the baselines (`pocketear list baselines`: logmel-stats, "
                         "random-init, supervised) on the same splits")
+    p.add_argument("--no-supervised", action="store_true",
+                   help="with --baselines, leave out the supervised baseline (it trains the "
+                        "reference encoder end to end per seed: the slow one)")
     p.add_argument("--fine-tune", action="store_true",
                    help="also fine-tune each checkpoint end to end (row 'fine-tune')")
     p.add_argument("--label", default="label", help="label column of a manifest suite")
@@ -73,7 +76,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     suite = resolve_suite(args.suite, **options)
     config = EvalConfig(
         probes=_names(args.probes), shots=args.shots, seeds=args.seeds,
-        baselines=args.baselines, data_dir=args.data_dir, fine_tune=args.fine_tune,
+        baselines=args.baselines, supervised=not args.no_supervised, data_dir=args.data_dir,
+        fine_tune=args.fine_tune,
         progress=not args.no_progress, cache_dir=args.cache_dir, workers=args.workers,
         echo=True, views=_names(args.views))
     evaluate(args.checkpoints, suite, args.out, config)

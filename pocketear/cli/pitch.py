@@ -29,7 +29,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     info = calibrate(args.checkpoint, args.notes, seed=args.seed)
     print(f"calibrated {info['checkpoint']}: midi = {info['offset']:.3f} + {info['slope']:.3f} "
           f"* output, fitted on {int(info['notes'])} notes ({info['source']}), rms residual "
-          f"{info['rms_semitones']:.3f} semitones")
+          f"{info['rms_semitones']:.3f} semitones; voiced from confidence "
+          f"{info['voicing_threshold']:.2f}")
     return 0
 
 
@@ -39,8 +40,9 @@ def _pitch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="FILES_OR_DIR",
                    help="audio files, folders or manifests")
     p.add_argument("--out", type=Path, required=True, help="output CSV")
-    p.add_argument("--threshold", type=float, default=0.5,
-                   help="confidence at or above which a frame is voiced (default 0.5)")
+    p.add_argument("--threshold", type=float,
+                   help="confidence at or above which a frame is voiced (default: the one "
+                        "`pocketear calibrate` stored, else 0.9 as in SPICE's tutorial)")
     p.add_argument("--threads", type=int, help="inference threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -11,6 +11,7 @@ needs no data.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -61,15 +62,37 @@ def manifest_notes(manifest: str | os.PathLike[str], sample_rate: int
     return notes
 
 
+def _run(model: PitchModel, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    with torch.no_grad():
+        pitch, conf = model(torch.as_tensor(np.asarray(wave, np.float32))[None])
+    return pitch[0].numpy(), conf[0].numpy()
+
+
+def voicing_threshold(model: PitchModel, notes: Sequence[np.ndarray], seed: int = 0) -> float:
+    """Halfway between the median confidence on the notes and on unpitched input.
+
+    Unpitched: digital silence and white and pink-ish noise at three levels (1 s each), so the
+    threshold is the model's own, not a constant that suits one model and not the next.
+    """
+    rng = np.random.default_rng(seed)
+    voiced = np.median(np.concatenate([_run(model, w)[1] for w in notes]))
+    n = model.sample_rate
+    white = rng.standard_normal(n)
+    pink = np.cumsum(white) / np.sqrt(n)
+    pink -= np.convolve(pink, np.ones(401) / 401, mode="same")  # drop the random walk's drift
+    unpitched = [np.zeros(n)] + [g * x / np.abs(x).max() for g in (0.01, 0.1, 0.5)
+                                 for x in (white, pink)]
+    unvoiced = np.median(np.concatenate([_run(model, w)[1] for w in unpitched]))
+    return float((voiced + unvoiced) / 2)
+
+
 def note_output(model: PitchModel, wave: np.ndarray) -> float:
     """The model's output for one note: the median over its sounding, confident frames.
 
     Sounding: frame energy within 20 dB of the loudest frame; of those, the more confident
     half (at least one frame).
     """
-    with torch.no_grad():
-        pitch, conf = model(torch.as_tensor(np.asarray(wave, np.float32))[None])
-    pitch, conf = pitch[0].numpy(), conf[0].numpy()
+    pitch, conf = _run(model, wave)
     hop = model.hop_length
     padded = np.pad(np.asarray(wave, np.float64), (hop // 2, hop))
     energy = np.array([np.mean(padded[i * hop: i * hop + hop] ** 2) for i in range(len(pitch))])
@@ -104,9 +127,12 @@ def fit_calibration(outputs: Sequence[float], midi: Sequence[float]) -> Calibrat
 
 
 def calibrate_model(model: PitchModel, notes: Iterable[tuple[np.ndarray, float]]) -> Calibration:
-    """Fit the calibration of ``model`` on ``(wave, midi)`` notes."""
+    """Fit the calibration of ``model`` on ``(wave, midi)`` notes, and its voicing threshold."""
+    notes = list(notes)
     pairs = [(note_output(model, w), m) for w, m in notes]
-    return fit_calibration([p for p, _ in pairs], [m for _, m in pairs])
+    cal = fit_calibration([p for p, _ in pairs], [m for _, m in pairs])
+    return dataclasses.replace(cal, voicing_threshold=voicing_threshold(
+        model, [w for w, _ in notes]))
 
 
 def calibrate(checkpoint: str | os.PathLike[str], notes: str | os.PathLike[str] | None = None,

@@ -33,12 +33,15 @@ class Calibration:
         offset, slope: the affine map.
         notes: labelled notes it was fitted on.
         rms_semitones: root-mean-square residual of the fit on those notes.
+        voicing_threshold: confidence from which a frame is called voiced: halfway between
+            the model's median confidence on the notes and on noise and silence (NaN: unset).
     """
 
     offset: float
     slope: float
     notes: int = 0
     rms_semitones: float = float("nan")
+    voicing_threshold: float = float("nan")
 
     def midi(self, pitch: np.ndarray) -> np.ndarray:
         """MIDI semitones of raw pitch outputs."""
@@ -56,7 +59,8 @@ class Calibration:
     def from_dict(cls, d: dict[str, Any]) -> Calibration:
         """Inverse of :meth:`to_dict`."""
         return cls(float(d["offset"]), float(d["slope"]), int(d.get("notes", 0)),
-                   float(d.get("rms_semitones", float("nan"))))
+                   float(d.get("rms_semitones", float("nan"))),
+                   float(d.get("voicing_threshold", float("nan"))))
 
 
 class PitchModel(nn.Module):

@@ -27,7 +27,9 @@ from pocketear.export.stream import collect_inputs, num_samples, read_span
 from pocketear.pitch.model import Calibration, NotAPitchModel
 
 Run = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # (1, N) wave → (1, T) pitch, conf
-DEFAULT_THRESHOLD = 0.5  # confidence at or above which a frame is called voiced
+# confidence at or above which a frame is called voiced when the calibration holds no threshold
+# of its own: SPICE's tutorial treats frames under 0.9 as unvoiced (docs/PAPERS.md §6)
+DEFAULT_THRESHOLD = 0.9
 
 
 class Uncalibrated(InvalidValue):
@@ -53,6 +55,12 @@ class Tracker:
         self.context = math.ceil(context / hop) * hop  # whole hops keep every octave aligned
         self.block = max(1, round(block_seconds * sample_rate / hop)) * hop
         self.calibration, self.backend = calibration, backend
+
+    @property
+    def voicing_threshold(self) -> float:
+        """The calibration's voicing threshold, else ``DEFAULT_THRESHOLD``."""
+        t = self.calibration.voicing_threshold
+        return DEFAULT_THRESHOLD if math.isnan(t) else t
 
     def frames(self, n_samples: int) -> int:
         """Frames of an ``n_samples`` input."""
@@ -168,12 +176,13 @@ def _onnx_tracker(path: str | os.PathLike[str], threads: int | None,
 
 
 def track_files(model: str | os.PathLike[str] | Tracker, inputs: Iterable[str | os.PathLike[str]],
-                out: str | os.PathLike[str], threshold: float = DEFAULT_THRESHOLD,
+                out: str | os.PathLike[str], threshold: float | None = None,
                 threads: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Write ``file,time,hz,confidence,voiced`` rows for every frame of every input to ``out``.
 
-    Files that cannot be decoded are skipped with a warning and counted. The CSV is written to
-    a temporary file and renamed, so an interrupted run leaves no partial output.
+    ``threshold`` None: :attr:`Tracker.voicing_threshold`. Files that cannot be decoded are
+    skipped with a warning and counted. The CSV is written to a temporary file and renamed, so
+    an interrupted run leaves no partial output.
 
     Returns:
         ``{"out", "files", "tracked", "skipped": [(path, reason)], "frames", "backend"}``.
@@ -183,6 +192,7 @@ def track_files(model: str | os.PathLike[str] | Tracker, inputs: Iterable[str | 
     from pocketear.audio.io import audio_duration
 
     tracker = model if isinstance(model, Tracker) else load_tracker(model, threads)
+    threshold = tracker.voicing_threshold if threshold is None else threshold
     files = collect_inputs(inputs)
     seconds = 0.0
     for f in files:

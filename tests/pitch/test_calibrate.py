@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from pocketear.errors import InvalidValue
-from pocketear.pitch import calibrate, load_pitch_model
+from pocketear.pitch import calibrate, load_pitch_model, load_tracker
 from pocketear.pitch.calibrate import (
     builtin_notes,
     calibrate_model,
@@ -63,4 +63,6 @@ def test_calibration_is_stored_in_the_checkpoint(spice_run, tmp_path):
     info = calibrate(spice_run)
     _, cal, state = load_pitch_model(spice_run)
     assert cal is not None and cal.slope == pytest.approx(info["slope"])
+    assert 0 < cal.voicing_threshold < 1 and load_tracker(spice_run).voicing_threshold == (
+        pytest.approx(cal.voicing_threshold))
     assert "optimizer" in state and state["step"] == 6  # the rest of the checkpoint kept

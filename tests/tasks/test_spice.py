@@ -15,7 +15,8 @@ SMALL = {"n_mels": 190, "channels": (8, 16, 16, 32, 32, 32), "embed_dim": 16}
 
 def test_sampler_cuts_two_slices_of_one_frame_at_random_offsets():
     task = Spice(create("encoder", "spice", n_mels=24, slice_bins=16, channels=(4,)),
-                 Spice.Config(frames_per_clip=5, max_shift=6))
+                 Spice.Config(frames_per_clip=5, max_shift=6, noise_floor=0.0,
+                              loud_fraction=1.0))
     clip = np.tile(np.arange(24, dtype=np.float32), (30, 1)) + 100 * np.arange(30)[:, None]
     ex = task.sample(clip, np.random.default_rng(0), lambda: clip)
     assert ex["first"].shape == ex["second"].shape == (5, 16) and ex["shift"].shape == (5,)
@@ -24,6 +25,21 @@ def test_sampler_cuts_two_slices_of_one_frame_at_random_offsets():
         assert b[0] // 100 == frame  # the same frame
         assert np.array_equal(a, clip[int(frame), int(k1):int(k1) + 16])
         assert 0 <= k1 < 6 and 0 <= k2 < 6 and shift == k2 - k1
+
+
+def test_noise_floor_only_adds_energy_and_loud_fraction_skips_silence():
+    enc = create("encoder", "spice", n_mels=24, slice_bins=16, channels=(4,))
+    clip = np.full((40, 24), -5.0, np.float32)
+    clip[:10] = np.random.default_rng(1).normal(2.0, 1.0, (10, 24))  # 10 loud frames
+    task = Spice(enc, Spice.Config(frames_per_clip=64, max_shift=1, noise_floor=1.0,
+                                   loud_fraction=0.25))
+    ex = task.sample(clip, np.random.default_rng(0), lambda: clip)
+    clean = Spice(enc, Spice.Config(frames_per_clip=64, max_shift=1, noise_floor=0.0,
+                                    loud_fraction=0.25)).sample(
+        clip, np.random.default_rng(0), lambda: clip)
+    assert (clean["first"].max(axis=1) > 0).all()  # only the loud quarter is drawn
+    assert (ex["first"] >= clean["first"] - 1e-6).all()  # log(e^x + e^n) >= x
+    assert not np.allclose(ex["first"], ex["second"])  # each view its own floor
 
 
 def _notes() -> list[np.ndarray]:
