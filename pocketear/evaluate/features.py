@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from pocketear.data.cache import FeatureCache, build_cache
 from pocketear.data.corpus import Corpus
-from pocketear.frontends.logmel import LogMelConfig
+from pocketear.frontends import FrontendConfig
 from pocketear.model import Pretrained, time_parts
 
 EMB_VERSION = 2  # 2: short clips embedded at their own length, the read-out
@@ -100,10 +100,13 @@ def model_key(model: Pretrained) -> str:
     return h.hexdigest()[:16]
 
 
-def logmels(corpus: Corpus, cache_dir: str | os.PathLike[str], cfg: LogMelConfig,
+def logmels(corpus: Corpus, cache_dir: str | os.PathLike[str], cfg: FrontendConfig,
             workers: int = 2, progress: bool = True) -> FeatureCache:
-    """Unnormalised log-mels of ``corpus`` (built once, shared by every method)."""
-    return build_cache(corpus, Path(cache_dir) / "logmel", cfg, workers=workers,
+    """Unnormalised features of ``corpus``, built once and shared by every method.
+
+    Log-mels, or the CQT of a ``cqt`` model, under ``cache_dir/<frontend name>``.
+    """
+    return build_cache(corpus, Path(cache_dir) / cfg.name, cfg, workers=workers,
                        progress=progress)
 
 
@@ -150,7 +153,7 @@ def extract(
     Args:
         model: encoder with its frontend (normalisation stats are applied here).
         corpus: the clips.
-        cache_dir: folder holding ``logmel/`` and ``emb/`` caches.
+        cache_dir: folder holding the feature caches (``logmel/``, ``cqt/``) and ``emb/``.
         hop: hop between encoder windows in frames (default: the window, no overlap).
         key: model identity; default :func:`model_key` of ``model``.
         workers: log-mel processes.
