@@ -85,6 +85,10 @@ class SpiceEncoder(Encoder):
         """The fully connected layer (with ReLU) the pitch head reads."""
         return self.proj(h)
 
+    def macs_per_second(self, frames_per_second: int = round(1000 / CQT_HOP_MS)) -> int:
+        """Multiply-adds per second of audio at the CQT's frame rate (31 frames per second)."""
+        return super().macs_per_second(frames_per_second)
+
     @property
     def feature_dim(self) -> int:
         """Width of the flattened convolution output: last channels × remaining bins."""

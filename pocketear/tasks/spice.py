@@ -36,7 +36,7 @@ from pocketear.tasks.base import Batch, Example, Task, TaskConfig
 
 @register("task", "spice")
 class Spice(Task):
-    """SPICE: relative pitch from pitch-shifted CQT slices, a decoder, a confidence head.
+    """SPICE: relative pitch from pitch-shifted CQT slices, with a confidence head.
 
     Gfeller et al. 2020 (arXiv:1910.11664), §II-B, eq. (3)–(7). Sampler: ``frames_per_clip``
     random frames of one clip's normalised CQT ``(T, F)`` (of its loudest ``loud_fraction``);
