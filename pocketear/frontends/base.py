@@ -41,8 +41,15 @@ class Frontend(nn.Module):
     std: torch.Tensor
     normalised: torch.Tensor
 
+    def __init__(self, cfg: Any = None, **overrides: Any) -> None:
+        """Set :attr:`cfg` (``cfg`` or the default ``Config``, with ``overrides``) and the stats."""
+        super().__init__()
+        cfg = cfg or self.Config()
+        self.cfg = dataclasses.replace(cfg, **overrides) if overrides else cfg
+        self._init_stats()
+
     def _init_stats(self) -> None:
-        """Register the stats buffers (identity stats); subclasses call it in ``__init__``."""
+        """Register the stats buffers (identity stats)."""
         self.register_buffer("mean", torch.zeros(self.cfg.n_mels))
         self.register_buffer("std", torch.ones(self.cfg.n_mels))
         self.register_buffer("normalised", torch.tensor(False))

@@ -152,11 +152,8 @@ class CQT(Frontend):
     pooled_stats = True
 
     def __init__(self, cfg: CQTConfig | None = None, **overrides: Any) -> None:
-        super().__init__()
-        cfg = cfg or CQTConfig()
-        if overrides:
-            cfg = dataclasses.replace(cfg, **overrides)
-        self.cfg = cfg
+        super().__init__(cfg, **overrides)
+        cfg = self.cfg
         self.n_ffts: list[int] = []
         for octave in range(cfg.n_octaves):
             basis, n_fft = octave_basis(cfg, octave)
@@ -170,7 +167,6 @@ class CQT(Frontend):
         taps = firwin(4 * DECIMATOR_HALF + 1, 0.5, window=("kaiser", 5.0)) * math.sqrt(2)
         self.register_buffer("decimator", torch.from_numpy(taps).float().view(1, 1, -1),
                              persistent=False)
-        self._init_stats()
 
     @property
     def n_bins(self) -> int:

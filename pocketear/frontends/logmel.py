@@ -120,18 +120,14 @@ class LogMel(Frontend):
     window: torch.Tensor
 
     def __init__(self, cfg: LogMelConfig | None = None, **overrides: Any) -> None:
-        super().__init__()
-        cfg = cfg or LogMelConfig()
-        if overrides:
-            cfg = dataclasses.replace(cfg, **overrides)
-        self.cfg = cfg
+        super().__init__(cfg, **overrides)
+        cfg = self.cfg
         # Derived from the config, so not persistent: a checkpoint never pins an old filterbank.
         fb = mel_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)
         self.register_buffer("mel_fb", torch.from_numpy(fb), persistent=False)
         # Periodic Hann, as librosa's get_window("hann", fftbins=True).
         window = torch.hann_window(cfg.win_length, periodic=True, dtype=torch.float32)
         self.register_buffer("window", window, persistent=False)
-        self._init_stats()
 
     def forward(self, wave: torch.Tensor, normalise: bool = True) -> torch.Tensor:
         """Waveform ``(B, N)`` or ``(N,)`` at ``sample_rate`` → ``(B, 1, T, n_mels)``.
