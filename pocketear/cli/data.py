@@ -1,4 +1,4 @@
-"""Data commands: ``list``, ``synth``, ``prepare``, ``cache``."""
+"""Data commands: ``list``, ``synth``, ``prepare``, ``cache``, ``shard``."""
 
 from __future__ import annotations
 
@@ -195,4 +195,51 @@ def _cache(args: argparse.Namespace) -> int:
     cache = build_cache(Corpus.open(args.data), args.out, cfg, workers=args.workers)
     print(f"cache {cache.root}: {len(cache)} clips, {cache.index['total_frames']} frames, "
           f"skipped {len(cache.skipped)} file(s)")
+    return 0
+
+
+# --- shard --------------------------------------------------------------------------------
+def _shard_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", help="folder of audio or CSV/TSV manifest")
+    p.add_argument("--out", type=Path, required=True, help="folder for NNNNNN.tar and shards.json")
+    p.add_argument("--size", default="1GB", help="bytes per shard, e.g. 1GB, 500MB, 64kB, 2GiB "
+                   "(default 1GB; smaller shards feed more ranks × workers)")
+    p.add_argument("--mels", action="store_true", help="also store float16 log-mels (larger "
+                   "shards; no decoding while training with the same frontend)")
+    p.add_argument("--sample-rate", type=int, default=16000, help="rate of the stored FLAC "
+                   "(default 16000)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="frontend option of the stored log-mels and statistics, e.g. --set "
+                   "n_mels=40 (repeatable)")
+    p.add_argument("--overwrite", action="store_true", help="replace shards already in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.epilog = ("examples:\n"
+                "  pocketear shard data/big --out shards --size 1GB\n"
+                "  pocketear pretrain --data 'shards/{000000..000012}.tar' ...\n"
+                "  pocketear pretrain --data s3://bucket/shards ...")
+
+
+@command("shard", _shard_args)
+def _shard(args: argparse.Namespace) -> int:
+    """Write a corpus as WebDataset tar shards, for corpora larger than memory or disk.
+
+    Each clip is stored once as 16-bit FLAC with its manifest columns (and, with --mels, its
+    log-mel); shards.json, written last, lists the shards and holds the log-mel mean/std, so
+    training needs no pass over the data. Train from them with
+    `pocketear pretrain --data 'SHARDS/{000000..000012}.tar'` (or the folder SHARDS/), local or
+    any fsspec URL (s3://, gs://, http://): shards are streamed, never held whole.
+    """
+    from omegaconf import OmegaConf
+
+    from pocketear.data.shards import parse_size, write_shards
+    from pocketear.frontends import frontend_config
+
+    size = parse_size(args.size)
+    given = OmegaConf.to_container(OmegaConf.from_dotlist(args.overrides))
+    cfg = frontend_config(given)  # type: ignore[arg-type]
+    index = write_shards(args.data, args.out, max_bytes=size, frontend=cfg,
+                         store_mels=args.mels, sample_rate=args.sample_rate,
+                         progress=not args.no_progress, overwrite=args.overwrite)
+    print(f"shards {args.out}: {index['clips']} clips, {len(index['shards'])} shard(s) "
+          f"{index['pattern']}, skipped {len(index['skipped'])} file(s), {index['bytes']} bytes")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from pocketear.cli.core import command
@@ -34,7 +35,9 @@ def _pretrain(args: argparse.Namespace) -> int:
     """Pretrain an encoder with a pretext task on unlabeled audio.
 
     Writes the run folder: config.yaml, checkpoints/last.pt, metrics.jsonl, TensorBoard events
-    (tb/) and summary.json. Labels in a manifest are ignored.
+    (tb/) and summary.json. Labels in a manifest are ignored. Several processes:
+    `torchrun --nproc_per_node N -m pocketear pretrain ...` (optim.batch_size is the global
+    batch); a GPU: --set train.device=cuda (auto picks it when PyTorch sees one).
     """
     from pocketear.errors import InvalidValue
     from pocketear.train.config import load_config
@@ -57,6 +60,8 @@ def _pretrain(args: argparse.Namespace) -> int:
     else:
         cfg = load_config(args.config, [*sets, *args.overrides])
         summary = pretrain(cfg, args.out, progress=not args.no_progress)
+    if int(os.environ.get("RANK", "0") or 0):  # under torchrun rank 0 alone reports
+        return 0
     loss = summary["final"].get("loss", float("nan"))
     print(f"done: {summary['steps']} steps, final loss {loss:.4f}, "
           f"checkpoint {summary['checkpoint']}")

@@ -29,9 +29,13 @@ def gather(x: torch.Tensor) -> torch.Tensor:
     rank, size = world()
     if size == 1:
         return x
+    import warnings
+
     from torch.distributed.nn.functional import all_gather
 
-    return torch.cat(all_gather(x.contiguous()), dim=0)
+    with warnings.catch_warnings():  # deprecated in favour of a private API; still the one
+        warnings.simplefilter("ignore", FutureWarning)  # autograd-aware all_gather
+        return torch.cat(all_gather(x.contiguous()), dim=0)
 
 
 def local_targets(batch: int, device: torch.device | None = None) -> torch.Tensor:

@@ -106,6 +106,10 @@ class Task(nn.Module):
         """Loss (scalar tensor) and scalar logs for one batch."""
         raise NotImplementedError
 
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """:meth:`step`, so ``DistributedDataParallel(task)(batch)`` syncs the task's gradients."""
+        return self.step(batch)
+
     def monitor_embeddings(self, batch: Batch) -> torch.Tensor:
         """Clip embeddings ``(B, D)`` of a batch, for the collapse monitors."""
         key = next(iter(batch))

@@ -20,6 +20,7 @@ import torch
 from pocketear.encoders.base import Encoder
 from pocketear.errors import InvalidValue
 from pocketear.heads.mlp import MLP
+from pocketear.losses.distributed import gather
 from pocketear.losses.regression import mse, r_squared
 from pocketear.registry import register
 from pocketear.tasks.base import Batch, ClipNeed, Example, Task, TaskConfig, crop
@@ -156,7 +157,7 @@ class Features(Task):
         if float(self.count) >= 2:
             mean, var = self.mean, self.m2 / self.count
         else:
-            t = targets.detach().double()
+            t = gather(targets.detach().double())  # the global batch under torchrun
             mean, var = t.mean(0), t.var(0, correction=0)
         std = var.clamp_min(1e-12).sqrt().clamp_min(1e-3)  # constant targets: no blow-up
         return ((targets.double() - mean) / std).to(targets.dtype)
@@ -175,7 +176,8 @@ class Features(Task):
         loss = torch.stack(parts).mean()
         with torch.no_grad():
             logs.update(loss=float(loss.detach()), r2=float(r_squared(pred, z)))
-            self._pending = targets.detach().double() if self.training else None
+            # every rank folds in the global batch, so the statistics stay equal across ranks
+            self._pending = gather(targets.detach().double()) if self.training else None
         return loss, logs
 
     @torch.no_grad()

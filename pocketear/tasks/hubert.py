@@ -29,6 +29,7 @@ from torch import nn
 from pocketear.data.frame_targets import FrameLabeler, load_targets
 from pocketear.encoders.base import Encoder
 from pocketear.errors import InvalidValue
+from pocketear.losses.distributed import gather
 from pocketear.losses.masked import masked_cross_entropy
 from pocketear.registry import register
 from pocketear.tasks._masked import MaskedTask
@@ -123,12 +124,16 @@ class HuBERT(MaskedTask):
 
     @torch.no_grad()
     def fit_on_batch(self, x: torch.Tensor, valid: torch.Tensor) -> None:
-        """On-the-fly iteration 1: k-means on the input frames of real audio of ``x``."""
+        """On-the-fly iteration 1: k-means on the input frames of real audio of ``x``.
+
+        Under torchrun on the global batch (gathered), so every rank fits the same codebook.
+        """
+        x, valid = gather(x), gather(valid.to(torch.uint8)).bool()
         feats = self.labeler.features(x, x.shape[1])  # per input frame
-        owner = torch.from_numpy(self.frame_spans(x.shape[1]))
-        rows = feats[valid[:, owner]].float().numpy()  # bf16 under --set train.bf16=true
+        owner = torch.from_numpy(self.frame_spans(x.shape[1])).to(x.device)
+        rows = feats[valid[:, owner]].float().cpu().numpy()  # bf16 under train.bf16=true
         self.labeler.codebook.copy_(torch.from_numpy(fit_kmeans(rows, self.labeler.k,
-                                                                self.cfg.seed)))
+                                                                self.cfg.seed)).to(x.device))
         self.fitted_frames.fill_(len(rows))
 
     def step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from pocketear.encoders.base import Encoder
 from pocketear.errors import InvalidValue
+from pocketear.losses.distributed import gather, world
 from pocketear.losses.metric import squared_distance, triplet_hinge, triplet_semihard_hinge
 from pocketear.registry import register
 from pocketear.tasks.base import (
@@ -143,13 +144,17 @@ class Triplet(Task):
         return self.encoder.embed(batch["anchor"].unsqueeze(1))
 
     @staticmethod
-    def candidate_mask(batch_size: int, device: torch.device | None = None) -> torch.Tensor:
-        """``(B, 3B)`` bool: which of ``[anchors; positives; negatives]`` may be a negative.
+    def candidate_mask(batch_size: int, device: torch.device | None = None, rank: int = 0,
+                       world: int = 1) -> torch.Tensor:
+        """``(B, W·3B)`` bool: which of the ``W`` ranks' ``[anchors; positives; negatives]`` count.
 
-        Row ``i``: all but anchor ``i`` and positive ``i`` (the slices of anchor ``i``'s clip).
+        ``W`` is 1 without torchrun. Row ``i``: all but anchor ``i`` and positive ``i`` of this
+        rank (the slices of anchor ``i``'s clip).
         """
         own = torch.eye(batch_size, dtype=torch.bool, device=device)
-        return ~torch.cat([own, own, torch.zeros_like(own)], dim=1)
+        mine = torch.cat([own, own, torch.zeros_like(own)], dim=1)
+        blocks = [mine if r == rank else torch.zeros_like(mine) for r in range(world)]
+        return ~torch.cat(blocks, dim=1)
 
     def step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         """Triplet hinge with mined semi-hard (default) or the sampled random negatives."""
@@ -161,8 +166,9 @@ class Triplet(Task):
         if c.negatives == "random":
             hinge = triplet_hinge(za, zp, zn, margin=c.margin, normalize=c.normalize)
         else:
-            valid = self.candidate_mask(len(za), device=z.device)
-            hinge, _, d_used = triplet_semihard_hinge(za, zp, z, valid, margin=c.margin,
+            # mined among every rank's slices, as in one process with the global batch
+            valid = self.candidate_mask(len(za), z.device, *world())
+            hinge, _, d_used = triplet_semihard_hinge(za, zp, gather(z), valid, margin=c.margin,
                                                       normalize=c.normalize)
         loss = hinge.mean()
         with torch.no_grad():

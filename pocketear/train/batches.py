@@ -71,7 +71,9 @@ class BatchSampler:
     """Walks seeded epoch permutations of the clips and asks the task for one example each.
 
     ``indices`` (default: all ``n_clips``) restricts the draws — examples and ``other()``
-    negatives — to those clips, e.g. the ones :func:`filter_short_clips` kept.
+    negatives — to those clips, e.g. the ones :func:`filter_short_clips` kept. ``share`` (default:
+    all) is the positions of the global batch this process draws (``Place.share`` under
+    torchrun): example ``k`` of step ``s`` is the same whatever the number of processes.
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class BatchSampler:
         seed: int = 0,
         max_tries: int = 20,
         indices: Sequence[int] | np.ndarray | None = None,
+        share: range | None = None,
     ) -> None:
         ids = np.arange(n_clips) if indices is None else np.asarray(indices, dtype=np.int64)
         if len(ids) and (ids.min() < 0 or ids.max() >= n_clips):
@@ -92,6 +95,7 @@ class BatchSampler:
         self._read, self._ids = clips, ids
         self.n, self.task = len(ids), task
         self.batch_size, self.seed, self.max_tries = batch_size, seed, max_tries
+        self.share = range(batch_size) if share is None else share
         self._perm_epoch = -1
         self._perm = np.arange(self.n)
         self.unusable = 0  # clips the task's sampler could not use (too short ...)
@@ -108,7 +112,7 @@ class BatchSampler:
         return int(self._perm[pos])
 
     def batch(self, step: int) -> Batch:
-        """The collated batch of training step ``step`` (the same on every call and resume).
+        """This process's share of training step ``step``'s batch (the same on every call).
 
         A clip the task's sampler rejects (too short ...) is replaced by a seeded random one, at
         most ``max_tries`` times in a row.
@@ -117,7 +121,7 @@ class BatchSampler:
             InvalidValue: ``max_tries`` clips in a row were rejected.
         """
         examples = []
-        for k in range(self.batch_size):
+        for k in self.share:
             counter = step * self.batch_size + k
             rng = np.random.default_rng([self.seed, 2, counter])
             idx = self._clip_index(counter)

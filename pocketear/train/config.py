@@ -36,10 +36,11 @@ T = TypeVar("T")
 class DataConfig:
     """``data.*``: where the training audio is, where its feature cache goes, how it is read."""
 
-    source: str = ""  # folder of audio or CSV/TSV manifest
+    source: str = ""  # folder of audio, CSV/TSV manifest, or tar shards ('s/{000000..000009}.tar')
     cache_dir: str = ""  # default: <run>/../.cache (shared by runs side by side)
     where: dict[str, Any] = field(default_factory=dict)  # manifest filter, e.g. {kind: longform}
-    workers: int = 2
+    workers: int = 2  # processes that decode audio (cache build; shard loader workers)
+    shuffle: int = 1000  # clips in the shuffle buffer when streaming shards
 
 
 @dataclass
@@ -57,12 +58,13 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    """``train.*``: length, seed, precision, threads and how often to log and checkpoint."""
+    """``train.*``: length, seed, device, precision, threads, how often to log and checkpoint."""
 
     steps: int = 1000
     epochs: float = 0.0  # if > 0, overrides steps: epochs over the corpus's clips
     seed: int = 0
-    bf16: bool = False  # bf16 autocast on CPU
+    bf16: bool = False  # bf16 autocast (on the run's device)
+    device: str = "auto"  # cpu | cuda | cuda:N | auto (the GPU when PyTorch sees one)
     channels_last: bool = True
     threads: int = 0  # torch threads; 0 = torch's default
     log_every: int = 10
