@@ -14,9 +14,11 @@ condition):
   same global batch). ``speedup_2proc`` = 2 processes / 1 process × 1 thread (target ≥ 1.6 on a
   compute-bound task), ``efficiency_2proc`` = that / 2, and ``vs_2threads`` = 2 processes /
   1 process × 2 threads;
-* loader throughput (clips/s, one process, 1 thread unless workers): the feature cache (a
+* loader throughput (clips/s and audio seconds/s over every clip of the corpus once; one
+  process, 1 thread unless workers): the feature cache (a
   memory-mapped read and normalisation per clip), WebDataset shards written by
-  ``pocketear shard`` (FLAC decode + log-mel per clip; 0 and 2 DataLoader workers) and decoding
+  ``pocketear shard`` (FLAC decode + log-mel per clip; and with ``--mels``, the stored float16
+  log-mels; 0 and 2 DataLoader workers) and decoding
   the audio files (``load_audio`` + log-mel). ``vs_demand`` = clips/s over the best training
   layout's examples/s (each example needs one clip; target ≥ 3 for the shards).
 
@@ -43,7 +45,7 @@ from common import machine_info, table, write_json  # noqa: E402
 from pocketear.audio.io import load_audio  # noqa: E402
 from pocketear.data.cache import build_cache  # noqa: E402
 from pocketear.data.corpus import Corpus  # noqa: E402
-from pocketear.data.shards import ShardStream, write_shards  # noqa: E402
+from pocketear.data.shards import ShardStream, parse_size, write_shards  # noqa: E402
 from pocketear.frontends import LogMelConfig, create_frontend  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -76,18 +78,21 @@ def train(args: argparse.Namespace, name: str, procs: int, threads: int) -> floa
     return throughput(out, args.batch, args.skip)
 
 
-def rate(clips: Any, limit: int) -> float:
-    """Clips/s of iterating ``clips`` (at most ``limit``)."""
-    t0, n = time.perf_counter(), 0
-    for _ in clips:
-        n += 1
-        if n >= limit:
-            break
-    return n / (time.perf_counter() - t0)
+def rate(frames: Any) -> dict[str, float]:
+    """Clips/s and audio seconds/s of iterating ``frames`` (one frame count per clip)."""
+    t0, n, total = time.perf_counter(), 0, 0
+    for count in frames:
+        n, total = n + 1, total + count
+    seconds = time.perf_counter() - t0
+    return {"clips_per_s": n / seconds, "audio_s_per_s": total / 100 / seconds, "clips": n}
 
 
-def loaders(args: argparse.Namespace, shards: Path) -> dict[str, float]:
-    """Clips/s of the cache, the shards (0 and 2 workers) and file decoding."""
+def _as_is(sample: dict) -> dict:
+    return sample
+
+
+def loaders(args: argparse.Namespace, shards: Path, mels: Path) -> dict[str, dict[str, float]]:
+    """Clips/s of the cache, the shards (0 and 2 workers) and file decoding: every clip once."""
     torch.set_num_threads(1)
     cfg = LogMelConfig()
     corpus = Corpus.open(args.data)
@@ -95,18 +100,20 @@ def loaders(args: argparse.Namespace, shards: Path) -> dict[str, float]:
     frontend = create_frontend(cfg).eval()
     frontend.set_stats(cache.mean, cache.std)
     order = np.random.default_rng(0).permutation(len(cache))
-    out = {"cache": rate((frontend.normalise(cache[int(i)]) for i in order), args.clips)}
-    for workers in (0, 2):
-        stream = ShardStream(str(shards), cfg, shuffle=256)
-        loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers)
-        out[f"shards_{workers}_workers"] = rate(loader, args.clips)
+    out = {"cache": rate(len(frontend.normalise(cache[int(i)])) for i in order)}
+    for name, folder in (("shards", shards), ("shards_mels", mels)):
+        for workers in (0, 2):  # as the training loop reads them (samples passed as they are)
+            stream = ShardStream(str(folder), cfg, shuffle=256)
+            loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers,
+                                                 collate_fn=_as_is)
+            out[f"{name}_{workers}_workers"] = rate(len(s["mel"]) for s in loader)
 
     def decoded() -> Any:
         for item in corpus:
             wave = load_audio(item.path, cfg.sample_rate)
             with torch.no_grad():
-                yield frontend(torch.from_numpy(wave)[None], normalise=False)
-    out["files"] = rate(decoded(), args.clips)
+                yield frontend(torch.from_numpy(wave)[None], normalise=False).shape[2]
+    out["files"] = rate(decoded())
     return out
 
 
@@ -120,40 +127,44 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--skip", type=int, default=5, help="warm-up steps left out of the rate")
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--clips", type=int, default=600, help="clips per loader measurement")
     p.add_argument("--shard-size", default="5MB")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--loaders-only", action="store_true",
+                   help="keep the training figures of an earlier results.json")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     res: dict[str, Any] = {"machine": machine_info(), "task": args.task, "encoder": args.encoder,
                            "batch": args.batch, "steps": args.steps, "device": args.device}
     path = args.out / "results.json"
-    shards = args.out / "shards"
-    if not (shards / "shards.json").is_file():
-        from pocketear.data.shards import parse_size
-
-        write_shards(args.data, shards, max_bytes=parse_size(args.shard_size), progress=False)
+    shards, mels = args.out / "shards", args.out / "shards_mels"
+    for folder, store in ((shards, False), (mels, True)):
+        if not (folder / "shards.json").is_file():
+            write_shards(args.data, folder, max_bytes=parse_size(args.shard_size),
+                         store_mels=store, progress=False)
     res["shards"] = json.loads((shards / "shards.json").read_text())["shards"]
+    if args.loaders_only and path.is_file():
+        res = {**json.loads(path.read_text()), **{k: res[k] for k in ("machine", "shards")}}
     layouts = [("1proc_1thread", 1, 1), ("1proc_2threads", 1, 2)]
     if args.device == "cpu":
         layouts.append(("2proc_1thread", 2, 1))
-    res["train_examples_per_s"] = {}
+    res.setdefault("train_examples_per_s", {})
     for name, procs, threads in layouts:
-        res["train_examples_per_s"][name] = train(args, name, procs, threads)
-        write_json(path, res)
+        if not args.loaders_only:
+            res["train_examples_per_s"][name] = train(args, name, procs, threads)
+            write_json(path, res)
     t = res["train_examples_per_s"]
     if "2proc_1thread" in t:
         res["speedup_2proc"] = t["2proc_1thread"] / t["1proc_1thread"]
         res["efficiency_2proc"] = res["speedup_2proc"] / 2
         res["vs_2threads"] = t["2proc_1thread"] / t["1proc_2threads"]
-    res["loader_clips_per_s"] = loaders(args, shards)
+    res["loaders"] = loaders(args, shards, mels)
     demand = max(t.values())
-    res["loader_vs_demand"] = {k: v / demand for k, v in res["loader_clips_per_s"].items()}
+    res["loader_vs_demand"] = {k: v["clips_per_s"] / demand for k, v in res["loaders"].items()}
     write_json(path, res)
     print(table([[k, f"{v:.1f}"] for k, v in t.items()], ["layout", "examples/s"]))
-    print(table([[k, f"{v:.1f}", f"{res['loader_vs_demand'][k]:.1f}×"]
-                 for k, v in res["loader_clips_per_s"].items()],
-                ["loader", "clips/s", "vs demand"]))
+    print(table([[k, f"{v['clips_per_s']:.1f}", f"{v['audio_s_per_s']:.0f}",
+                  f"{res['loader_vs_demand'][k]:.1f}×"] for k, v in res["loaders"].items()],
+                ["loader", "clips/s", "audio s/s", "vs demand"]))
     print(f"wrote {path}")
 
 

@@ -139,7 +139,7 @@ class KeyQueue(nn.Module):
         if size == 0:
             return
         keys = keys.detach().to(self.data.dtype)[-size:]
-        idx = (self.ptr + torch.arange(len(keys))) % size
+        idx = (self.ptr + torch.arange(len(keys), device=self.ptr.device)) % size
         self.data[idx] = keys
         self.ptr.copy_((self.ptr + len(keys)) % size)
         self.count.copy_(torch.clamp(self.count + len(keys), max=size))

@@ -282,7 +282,7 @@ class SLICER(TwoViewTask):
             self._pending = F.normalize(gather(torch.cat([k1, k2])), dim=-1) \
                 if self.training else None
             sim = F.normalize(q1, dim=-1) @ F.normalize(k2, dim=-1).T
-            acc = float((sim.argmax(1) == torch.arange(len(sim))).float().mean())
+            acc = float((sim.argmax(1) == torch.arange(len(sim), device=sim.device)).float().mean())
         return loss, {"loss": float(loss.detach()), "instance": float(instance.detach()),
                       "cluster": float(cluster.detach()), "cluster_entropy": float(entropy),
                       "accuracy": acc}
