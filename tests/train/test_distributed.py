@@ -181,3 +181,20 @@ def test_pretrain_refuses_a_batch_the_ranks_cannot_share(tone_folder: Path,
                   str(tmp_path / "run"), "--set", "optim.batch_size=7", "--no-progress"),
         capture_output=True, text=True, env=_env(), timeout=300)
     assert proc.returncode != 0 and "multiple of the 2 processes" in proc.stderr
+
+
+def test_two_processes_stream_shards(tone_folder: Path, tmp_path: Path) -> None:
+    from pocketear.data.shards import write_shards
+
+    write_shards(tone_folder, tmp_path / "shards", max_bytes=150_000, progress=False)
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        _torchrun("-m", "pocketear", "pretrain", "--task", "temporal_gap", "--encoder",
+                  "mobile_tiny", "--data", str(tmp_path / "shards"), "--steps", "4", "--out",
+                  str(out), "--set", "optim.batch_size=4", "--set", "data.workers=0",
+                  "--set", "data.shuffle=4", "--set", "task.slice_frames=48", "--no-progress"),
+        capture_output=True, text=True, env=_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["streamed_from"] == "shards"
+    assert load_checkpoint(out)["stream"]["start_shard"] % 2 == 0  # a boundary of both ranks
