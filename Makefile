@@ -14,7 +14,7 @@ $(BIN)/python:
 # torch first (the CPU wheel), then everything else constrained to it.
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,fed]'
 	touch $(STAMP)
 
 install: $(STAMP)

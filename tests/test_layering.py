@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1] / "pocketear"
 LAYERS: dict[str, int] = {
     "_version": 0, "errors": 0, "registry": 0,
     "audio": 1, "data": 1, "frontends": 1, "encoders": 1, "heads": 1, "losses": 1, "augment": 1,
-    "tasks": 2, "train": 3, "model": 4, "evaluate": 5, "export": 5, "hear": 5, "pitch": 5,
+    "tasks": 2, "train": 3, "model": 4, "federated": 4,
+    "evaluate": 5, "export": 5, "hear": 5, "pitch": 5,
     "cli": 6, "demo": 6, "__main__": 6,
 }
 

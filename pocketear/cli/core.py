@@ -8,8 +8,8 @@ import warnings
 from collections.abc import Callable
 
 # the workflow's order, for --help
-ORDER = ("list", "synth", "prepare", "cache", "shard", "cluster", "pretrain", "tokenizer",
-         "evaluate", "report", "compare", "export", "embed", "calibrate", "pitch")
+ORDER = ("list", "synth", "prepare", "cache", "shard", "cluster", "pretrain", "federated",
+         "tokenizer", "evaluate", "report", "compare", "export", "embed", "calibrate", "pitch")
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], int]]] = {}
 

@@ -27,7 +27,10 @@ CURVE_KEYS = {"loss": "training loss", "lr": "learning rate",
               "emb_std": "emb_std (falls to 0 on collapse)",
               "eff_rank": "eff_rank (falls to 1 on collapse)",
               "codebook_perplexity": "codebook perplexity (wav2vec 2.0 / Wav2vec-C)",
-              "code_utilisation": "codebook entries in use (share)"}
+              "code_utilisation": "codebook entries in use (share)",
+              "clients": "clients that answered (federated, per round)",
+              "bytes_round": "bytes sent per round (federated)",
+              "bytes_total": "bytes sent in total (federated)"}
 # every logged key starting with this is one line of a single "task weights" panel (``multi``)
 WEIGHT_PREFIX = "w."
 HOW_TO_READ = """Each cell is the test accuracy of a probe trained on frozen embeddings, mean ±
@@ -194,7 +197,8 @@ def _curves_fig(name: str, series: dict[str, tuple[list[float], list[float]]]) -
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
         ax.set_ylim(bottom=0 if key in ("emb_std", "eff_rank", "codebook_perplexity",
-                                        "code_utilisation") else None)
+                                        "code_utilisation", "clients", "bytes_round",
+                                        "bytes_total") else None)
     fig.suptitle(name, fontsize=11)
     return fig
 
