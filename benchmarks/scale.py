@@ -45,7 +45,8 @@ from common import machine_info, table, write_json  # noqa: E402
 from pocketear.audio.io import load_audio  # noqa: E402
 from pocketear.data.cache import build_cache  # noqa: E402
 from pocketear.data.corpus import Corpus  # noqa: E402
-from pocketear.data.shards import ShardStream, parse_size, write_shards  # noqa: E402
+from pocketear.data.shard_stream import ShardStream  # noqa: E402
+from pocketear.data.shards import parse_size, write_shards  # noqa: E402
 from pocketear.frontends import LogMelConfig, create_frontend  # noqa: E402
 
 BIN = Path(sys.executable).parent

@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -211,14 +214,25 @@ class RoundLog:
         return summary
 
 
-def _flower_home(run_dir: Path) -> None:
-    """Flower's and Ray's scratch folders in the run folder (Ray's sockets need short paths)."""
+@contextmanager
+def _flower_home(run_dir: Path) -> Iterator[Path]:
+    """Flower's and Ray's scratch folders in the run folder, for the run's duration.
+
+    Ray's sockets live under its folder and Unix socket paths are limited to 107 bytes, so a
+    run folder with a long path gets a temporary folder under /tmp instead, removed afterwards.
+    """
+    run_dir = run_dir.resolve()  # Ray takes absolute paths only
     os.environ.setdefault("FLWR_HOME", str(run_dir / "flwr"))
-    ray_dir = run_dir / "ray"
-    if len(str(ray_dir)) > 60:  # Unix socket paths are limited to 107 bytes
-        ray_dir = Path(tempfile.mkdtemp(prefix="pocketear-ray-"))
+    ray_dir, scratch = run_dir / "ray", None
+    if len(str(ray_dir)) > 60:
+        ray_dir = scratch = Path(tempfile.mkdtemp(prefix="pocketear-ray-"))
     ray_dir.mkdir(parents=True, exist_ok=True)
     os.environ["RAY_TMPDIR"] = str(ray_dir)
+    try:
+        yield ray_dir
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def simulate(cfg: RunConfig, run_dir: Path, column: str, settings: FedSettings,
@@ -231,16 +245,20 @@ def simulate(cfg: RunConfig, run_dir: Path, column: str, settings: FedSettings,
     source, where = cfg.data.source, dict(cfg.data.where)
     values = groups(source, column, where)
     log = RoundLog(cfg, run_dir, settings)
-    _flower_home(run_dir)
     cores = cores or os.cpu_count() or 1
     client_fn = SimulatedClients(source, column, tuple(values), str(run_dir),
                                  tuple(sorted(where.items())))
-    flwr.simulation.start_simulation(
-        client_fn=client_fn, num_clients=len(values),
-        config=ServerConfig(num_rounds=settings.rounds), strategy=log.strategy(len(values)),
-        client_resources={"num_cpus": 1},
-        ray_init_args={"num_cpus": cores, "include_dashboard": False,
-                       "_temp_dir": os.environ["RAY_TMPDIR"]})
+    try:
+        with _flower_home(run_dir) as ray_dir:
+            flwr.simulation.start_simulation(
+                client_fn=client_fn, num_clients=len(values),
+                config=ServerConfig(num_rounds=settings.rounds),
+                strategy=log.strategy(len(values)), client_resources={"num_cpus": 1},
+                ray_init_args={"num_cpus": cores, "include_dashboard": False,
+                               "_temp_dir": str(ray_dir)})
+    except BaseException:
+        log.writer.close()
+        raise
     summary = log.close("simulation", len(values))
     summary["groups"] = {column: values}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -252,11 +270,15 @@ def serve(cfg: RunConfig, run_dir: Path, address: str, settings: FedSettings,
     """A real Flower server on ``address`` (gRPC) for clients started with :func:`connect`."""
     settings.check()
     log = RoundLog(cfg, run_dir, settings)
-    _flower_home(run_dir)
-    flwr.server.start_server(
-        server_address=address, strategy=log.strategy(max(settings.min_clients,
-                                                           settings.clients_per_round)),
-        config=ServerConfig(num_rounds=settings.rounds, round_timeout=round_timeout))
+    try:
+        with _flower_home(run_dir):
+            flwr.server.start_server(
+                server_address=address, strategy=log.strategy(max(settings.min_clients,
+                                                                   settings.clients_per_round)),
+                config=ServerConfig(num_rounds=settings.rounds, round_timeout=round_timeout))
+    except BaseException:
+        log.writer.close()
+        raise
     return log.close("grpc", settings.min_clients)
 
 

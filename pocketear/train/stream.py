@@ -21,7 +21,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from pocketear.data.shards import ShardStream, expand_urls, read_index
+from pocketear.data.shard_stream import ShardStream
+from pocketear.data.shards import expand_urls, read_index
 from pocketear.errors import InvalidValue
 from pocketear.frontends import Frontend, FrontendConfig
 from pocketear.frontends.logmel import compute_stats, floor_std

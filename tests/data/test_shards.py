@@ -12,8 +12,8 @@ from torch.utils.data import DataLoader
 
 from pocketear.audio.io import load_audio
 from pocketear.cli import main
+from pocketear.data.shard_stream import ShardStream
 from pocketear.data.shards import (
-    ShardStream,
     expand_urls,
     is_shard_source,
     parse_size,
