@@ -224,7 +224,7 @@ def _flower_home(run_dir: Path) -> Iterator[Path]:
     run_dir = run_dir.resolve()  # Ray takes absolute paths only
     os.environ.setdefault("FLWR_HOME", str(run_dir / "flwr"))
     ray_dir, scratch = run_dir / "ray", None
-    if len(str(ray_dir)) > 60:
+    if len(str(ray_dir)) > 40:  # + Ray's ~62-byte "/session_.../sockets/plasma_store"
         ray_dir = scratch = Path(tempfile.mkdtemp(prefix="pocketear-ray-"))
     ray_dir.mkdir(parents=True, exist_ok=True)
     os.environ["RAY_TMPDIR"] = str(ray_dir)
