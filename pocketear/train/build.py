@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from pocketear.encoders.base import Encoder, Readout
-from pocketear.frontends.base import Frontend, create_frontend
+from pocketear.frontends.base import Frontend, create_frontend, stored_frontend
 from pocketear.registry import create, get
 from pocketear.tasks.base import Task
 from pocketear.train.checkpoint import load_checkpoint
@@ -42,11 +42,46 @@ def build_encoder(cfg: RunConfig | Mapping[str, Any]) -> Encoder:
 
 
 def build_task(cfg: RunConfig | Mapping[str, Any], encoder: Encoder) -> Task:
-    """The config's task around ``encoder``, with its augmentation chain (``Task.set_augment``)."""
+    """The config's task around ``encoder``, with its augmentation chain (``Task.set_augment``).
+
+    A task with a teacher checkpoint (``distill``'s ``task.teacher``) gets it loaded here.
+    """
     run = resolve(cfg)
     task = get("task", run.task_name)(encoder, run.task)
     task.set_augment(run.augment, run.frontend)
+    if hasattr(task, "set_teacher"):
+        attach_teacher(task, run)
     return task
+
+
+def attach_teacher(task: Task, run: RunConfig) -> None:
+    """Load ``task.teacher`` (frozen) with its normalisation into ``task``.
+
+    ``task.teacher``: a checkpoint or run folder (its frontend must be the run's; its
+    normalisation becomes the student's), or ``encoder:NAME``, a registered encoder whose
+    factory builds the teacher with its weights (a wrapped third-party model, README).
+
+    Raises:
+        ConfigError: no teacher named, or its frontend (sample rate, hop, bins ...) is not the
+            run's: the student must see the features the teacher was trained on.
+    """
+    path = getattr(run.task, "teacher", "")
+    if not path:
+        raise ConfigError(f"{run.task_name} needs a teacher: --set task.teacher=CHECKPOINT (a "
+                          "run folder or .pt of `pocketear pretrain`) or encoder:NAME")
+    if path.startswith("encoder:"):  # a registered encoder that loads its own weights
+        teacher = create("encoder", path.split(":", 1)[1], n_mels=run.frontend.n_mels)
+        task.set_teacher(teacher, None)  # on the run's frontend and normalisation
+        return
+    frontend, teacher, _, where = load_modules(path)
+    if frontend.cfg.key() != run.frontend.key():
+        mine, theirs = stored_frontend(run.frontend), stored_frontend(frontend.cfg)
+        diff = {k: (theirs.get(k), mine.get(k)) for k in {*mine, *theirs}
+                if mine.get(k) != theirs.get(k)}
+        raise ConfigError(f"teacher {where}: its frontend differs from this run's "
+                          f"(teacher, run): {diff}; set the run's frontend to the teacher's, "
+                          "e.g. --set frontend.sample_rate=...")
+    task.set_teacher(teacher, (frontend.mean.numpy(), frontend.std.numpy()))
 
 
 def load_modules(checkpoint: str | os.PathLike[str]

@@ -195,6 +195,8 @@ class _Run:
             frontend.set_stats(self.cache.mean, self.cache.std)
         self.encoder = build_encoder(cfg)
         task = build_task(cfg, self.encoder).to(place.device)
+        if (stats := getattr(task, "input_stats", None)) is not None:
+            frontend.set_stats(*stats)  # a distillation student reads its teacher's inputs
         self.task = task.to(memory_format=torch.channels_last) if tcfg.channels_last else task
         self.optimiser = build_optimiser(cfg.optim, self.task)
         n_clips, self.kept = self._usable_clips(cfg)

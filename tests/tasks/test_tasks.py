@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -29,7 +30,12 @@ def _task(name, encoder, **overrides):
     if cls.default_encoder in OWN_ENCODERS:
         torch.manual_seed(0)
         encoder = create("encoder", cls.default_encoder, **OWN_ENCODERS[cls.default_encoder])
-    return cls(encoder, cls.Config(**overrides))
+    task = cls(encoder, cls.Config(**overrides))
+    if hasattr(task, "set_teacher"):  # distill: a frozen teacher of the same kind, other weights
+        torch.manual_seed(123)
+        teacher = type(encoder)(n_mels=encoder.n_mels)
+        task.set_teacher(teacher, (np.zeros(encoder.n_mels), np.ones(encoder.n_mels)))
+    return task
 
 
 def test_seed_tasks_registered() -> None:
