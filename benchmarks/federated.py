@@ -4,14 +4,19 @@ Usage::
 
     .venv/bin/python benchmarks/federated.py --fsdd ../shared/data/fsdd --out out/federated \
         [--task slicer] [--rounds 20] [--clients-per-round 3] [--local-steps 10] [--seeds 3]
+    .venv/bin/python benchmarks/federated.py --suite arabic-commands \
+        --arabic /work/data/arabic-prepared --out out/federated_arabic ...
 
-Both runs pretrain ``--encoder`` with ``--task`` on FSDD's training audio (the official split;
-FSDD's short-clip slice settings of ``benchmarks/fsdd.py``). Federated: Flower's simulation
-engine, one client per speaker (6), ``--clients-per-round`` clients sampled per round, each
+Both runs pretrain ``--encoder`` with ``--task`` on the suite's training audio (the official
+split; FSDD's and the Arabic keywords' short clips get the short-clip slice settings of
+``benchmarks/fsdd.py``). Federated: Flower's simulation engine, one client per speaker (FSDD:
+6; Arabic Speech Commands: the 18 training speakers), ``--clients-per-round`` clients sampled
+per round, each
 taking ``--local-steps`` steps on its own speaker's clips; FedAvg (``--strategy``).
 Centralised: ``pocketear pretrain`` for rounds × clients per round × local steps steps, the same
 number of optimiser steps on batches that mix speakers. Both are evaluated frozen on the
-``fsdd`` suite (digit, speaker, digit on unseen speakers) with the baselines in one
+suite (``fsdd``: digit, speaker, digit on unseen speakers; ``arabic-commands``: 40 keywords
+of unseen speakers) with the baselines in one
 ``evaluate`` call; the JSON (``OUT/results.json``, rewritten after every stage) has the
 accuracies, the federated communication (bytes per round and in total) and the wall time.
 """
@@ -30,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_info, write_json  # noqa: E402
 from fsdd import SHORT_CLIPS  # noqa: E402
 
+from pocketear.evaluate.suite_arabic import ArabicCommandsSuite  # noqa: E402
 from pocketear.evaluate.suite_fsdd import FSDDSuite  # noqa: E402
 
 CLI = [sys.executable, "-m", "pocketear"]
@@ -38,7 +44,9 @@ CLI = [sys.executable, "-m", "pocketear"]
 def main() -> None:
     """Pretrain both ways, evaluate both, write ``OUT/results.json``."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--suite", default="fsdd", choices=("fsdd", "arabic-commands"))
     p.add_argument("--fsdd", default="../shared/data/fsdd")
+    p.add_argument("--arabic", help="Arabic Speech Commands: folder, zip or prepared manifest")
     p.add_argument("--out", type=Path, default=Path("out/federated"))
     p.add_argument("--task", default="slicer")
     p.add_argument("--encoder", default="mobile_100")
@@ -50,7 +58,10 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3, help="probe seeds of the evaluation")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    manifest = FSDDSuite(args.fsdd).manifest(None, progress=True)
+    suite = (FSDDSuite(args.fsdd) if args.suite == "fsdd"
+             else ArabicCommandsSuite(args.arabic))
+    manifest = suite.manifest(None, progress=True)
+    data_dir = args.fsdd if args.suite == "fsdd" else args.arabic
     steps = args.rounds * args.clients_per_round * args.local_steps
     sets = [f"optim.batch_size={args.batch}", "train.threads=1", "data.where.split=train",
             *SHORT_CLIPS.get(args.task, [])]
@@ -78,8 +89,8 @@ def main() -> None:
     res["centralised"] = json.loads((cen / "summary.json").read_text())
     write_json(path, res)
     evaluation = args.out / "eval"
-    subprocess.run([*CLI, "evaluate", str(fed), str(cen), "--suite", "fsdd", "--data-dir",
-                    args.fsdd, "--baselines", "--no-supervised", "--seeds", str(args.seeds),
+    subprocess.run([*CLI, "evaluate", str(fed), str(cen), "--suite", args.suite, "--data-dir",
+                    data_dir, "--baselines", "--no-supervised", "--seeds", str(args.seeds),
                     "--out", str(evaluation)], check=True)
     res["evaluation"] = json.loads((evaluation / "results.json").read_text())
     write_json(path, res)
