@@ -259,6 +259,11 @@ def simulate(cfg: RunConfig, run_dir: Path, column: str, settings: FedSettings,
     except BaseException:
         log.writer.close()
         raise
+    finally:
+        import ray
+
+        if ray.is_initialized():  # Flower leaves Ray running; its helper processes go now
+            ray.shutdown()
     summary = log.close("simulation", len(values))
     summary["groups"] = {column: values}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
