@@ -143,7 +143,8 @@ class KWT(TokenEncoder):
 
 
 def _kwt(dim: int, heads: int, mlp: int, n_mels: int, kwargs: dict[str, Any]) -> KWT:
-    return KWT(dim=dim, heads=heads, mlp=mlp, n_mels=n_mels, **kwargs)
+    """A preset's KWT; options given (``--set encoder.dim=32``) override the preset's."""
+    return KWT(**{"dim": dim, "heads": heads, "mlp": mlp, "n_mels": n_mels, **kwargs})
 
 
 @register("encoder", "kwt1")

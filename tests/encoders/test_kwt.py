@@ -88,3 +88,13 @@ def test_postnorm_variant() -> None:
     enc = create("encoder", "kwt1", prenorm=False, depth=2)
     x = torch.randn(2, 1, 10, 64)
     assert enc(x).shape == (2, 10, 64) and len(enc.layer_outputs(x)) == 2
+
+
+def test_preset_sizes_can_be_overridden_from_the_config() -> None:
+    from pocketear.train.build import build_encoder
+    from pocketear.train.config import load_config
+
+    enc = build_encoder(load_config(None, ["encoder.name=kwt1", "encoder.dim=32",
+                                           "encoder.heads=2", "encoder.mlp=64",
+                                           "encoder.depth=2"]))
+    assert len(enc.blocks) == 2 and enc.blocks[0].norm1.normalized_shape == (32,)
