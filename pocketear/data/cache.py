@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,10 +46,11 @@ def cache_key(corpus: Corpus, cfg: FrontendConfig) -> str:
     return hashlib.sha1(raw.encode()).hexdigest()[:16]
 
 
-def _init_worker(cfg: dict) -> None:
+def _init_worker(cfg: dict, one_thread: bool = True) -> None:
     import torch
 
-    torch.set_num_threads(1)
+    if one_thread:
+        torch.set_num_threads(1)
     global _FRONTEND
     _FRONTEND = create_frontend(frontend_config(cfg)).eval()
 
@@ -159,7 +161,7 @@ def build_cache(
 ) -> FeatureCache:
     """Features (log-mel by default) of every decodable file of ``corpus`` under ``out_dir/<key>``.
 
-    Reused if present.
+    Reused if present. ``workers`` processes decode the files; 0 decodes them in this process.
 
     Undecodable files are reported once each (``skipped: PATH: reason`` on stderr), skipped
     and listed in the index.
@@ -181,10 +183,15 @@ def build_cache(
         entries, skipped = [], []
         offset = 0
         n_mels = cfg.n_mels
-        with open(tmp / "features.f16", "wb") as f, ProcessPoolExecutor(
-            max_workers=max(1, workers), initializer=_init_worker, initargs=(stored_frontend(cfg),)
-        ) as pool:
-            results = pool.map(_featurise, corpus.paths, chunksize=8)
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+                                   initargs=(stored_frontend(cfg),)) if workers > 0 else None
+        with open(tmp / "features.f16", "wb") as f, pool or nullcontext():
+            if pool is None:  # in this process: no fork (unsafe beside gRPC's threads)
+                _init_worker(stored_frontend(cfg), one_thread=False)
+                results: Iterator[tuple[str, np.ndarray | None, str]] = map(_featurise,
+                                                                            corpus.paths)
+            else:
+                results = pool.map(_featurise, corpus.paths, chunksize=8)
             bar = tqdm(results, total=len(corpus), desc=f"{cfg.name} cache", unit="file",
                        disable=not progress)
             for i, (path, mel, reason) in enumerate(bar):
