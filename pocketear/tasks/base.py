@@ -72,6 +72,19 @@ class Task(nn.Module):
             raise ValueError(f"expected a (T, F) log-mel, got shape {clip.shape}")
         return self.clip_need().fit(clip)
 
+    def random_slice(self, clip: np.ndarray, rng: np.random.Generator
+                     ) -> tuple[np.ndarray, int] | None:
+        """A uniformly placed window of ``slice_frames`` of ``clip`` and its start frame.
+
+        Short clips are padded as :meth:`fit_clip` allows; None when the clip is too short.
+        """
+        fitted = self.fit_clip(clip)
+        if fitted is None:
+            return None
+        s = self.cfg.slice_frames
+        start = int(rng.integers(0, len(fitted) - s, endpoint=True))
+        return crop(fitted, start, s), start
+
     def set_augment(self, specs: Sequence[Mapping[str, Any]] | None,
                     frontend: LogMelConfig | None = None) -> None:
         """Build :attr:`augment` from the run's ``augment`` list, bound to ``frontend``.

@@ -29,7 +29,7 @@ from torch import nn
 from pocketear.encoders.base import Encoder
 from pocketear.errors import InvalidValue
 from pocketear.registry import register
-from pocketear.tasks.base import Batch, ClipNeed, Example, Task, TaskConfig, crop, valid_frames
+from pocketear.tasks.base import Batch, ClipNeed, Example, Task, TaskConfig, valid_frames
 
 
 def distill_loss(pred: torch.Tensor, target: torch.Tensor, real: torch.Tensor,
@@ -137,14 +137,12 @@ class Distill(Task):
     def sample(self, clip: np.ndarray, rng: np.random.Generator,
                other: Callable[[], np.ndarray]) -> Example | None:
         """One slice (augmented for the student only) and which of its frames are real."""
-        s = self.cfg.slice_frames
-        fitted = self.fit_clip(clip)
-        if fitted is None:
+        cut = self.random_slice(clip, rng)
+        if cut is None:
             return None
-        start = int(rng.integers(0, len(fitted) - s, endpoint=True))
-        clean = crop(fitted, start, s)
+        clean, start = cut
         return {"x": self.view(clean, rng), "clean": clean,
-                "valid": valid_frames(len(clip), start, s)}
+                "valid": valid_frames(len(clip), start, len(clean))}
 
     def step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         """Sum over the chosen layers of DistilHuBERT's loss on the student's real frames."""

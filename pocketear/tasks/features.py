@@ -23,7 +23,7 @@ from pocketear.heads.mlp import MLP
 from pocketear.losses.distributed import gather
 from pocketear.losses.regression import mse, r_squared
 from pocketear.registry import register
-from pocketear.tasks.base import Batch, ClipNeed, Example, Task, TaskConfig, crop
+from pocketear.tasks.base import Batch, ClipNeed, Example, Task, TaskConfig
 
 TARGETS = ("mean", "std", "centroid", "flux")
 
@@ -138,13 +138,11 @@ class Features(Task):
         self, clip: np.ndarray, rng: np.random.Generator, other: Callable[[], np.ndarray]
     ) -> Example | None:
         """One slice (augmented view) and the descriptors of its clean, real frames."""
-        s = self.cfg.slice_frames
-        fitted = self.fit_clip(clip)
-        if fitted is None:
+        cut = self.random_slice(clip, rng)
+        if cut is None:
             return None
-        start = int(rng.integers(0, len(fitted) - s, endpoint=True))
-        clean = crop(fitted, start, s)
-        real = max(1, min(s, len(clip) - start))  # padding lies at the end
+        clean, start = cut
+        real = max(1, min(len(clean), len(clip) - start))  # padding lies at the end
         return {"x": self.view(clean, rng),
                 "targets": slice_descriptors(clean[:real], self.cfg.targets)}
 
