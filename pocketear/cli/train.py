@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from pocketear.cli.core import command
+from pocketear.errors import InvalidValue
 
 
 def _pretrain_args(p: argparse.ArgumentParser) -> None:
@@ -68,3 +69,50 @@ def _pretrain(args: argparse.Namespace) -> int:
     if summary["skipped_files"]:
         print(f"skipped {summary['skipped_files']} undecodable file(s); see the cache index")
     return 0
+
+
+def _subnet_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", type=Path, help="run folder of --task distill --encoder kwt_super")
+    p.add_argument("--macs-budget", required=True,
+                   help="multiply-adds per second of audio (e.g. 5M, 2.5e6)")
+    p.add_argument("--params-budget", help="parameters (e.g. 100k); default: no limit")
+    p.add_argument("--data", help="held-out audio (folder or manifest) to score subnets on "
+                   "(default: the run's own data; audio it did not train on is better)")
+    p.add_argument("--clips", type=int, default=256, help="clips to score on (default 256)")
+    p.add_argument("--out", type=Path, help="run folder to write (default RUN/subnet-BUDGET)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the scored slices")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+@command("subnet", _subnet_args)
+def _subnet(args: argparse.Namespace) -> int:
+    """Extract the best subnet of a once-for-all distillation run under a budget.
+
+    Scores every subnet of the `kwt_super` search space within --macs-budget (and
+    --params-budget) by its distillation loss against the run's teacher on held-out audio (no
+    labels) and writes the best one as a standalone KWT run folder that `evaluate`, `export`
+    and `report` take like any other. The ranking goes to OUT/subnet.json.
+    """
+    from pocketear.encoders.supernet import Subnet
+    from pocketear.train.subnet import search, write_subnet
+
+    macs = _number(args.macs_budget)
+    params = _number(args.params_budget) if args.params_budget else None
+    found = search(args.run, macs, params, args.data, clips=args.clips, seed=args.seed,
+                   progress=not args.no_progress)
+    best = found["ranking"][0]
+    out = args.out or args.run / f"subnet-{args.macs_budget}"
+    write_subnet(args.run, Subnet.parse(best["subnet"]), out, {"search": found})
+    print(f"{found['searched']} of {found['space']} subnets fit; best {best['subnet']}: "
+          f"{best['macs_per_second'] / 1e6:.2f} M MACs/s, {best['params']:,} parameters, "
+          f"proxy loss {best['proxy_loss']:.4f}\nwrote {out}")
+    return 0
+
+
+def _number(text: str) -> float:
+    """``5M``, ``100k``, ``2.5e6`` → a number."""
+    scale = {"k": 1e3, "m": 1e6, "g": 1e9}.get(text.strip()[-1:].lower(), 1.0)
+    try:
+        return float(text.strip()[:-1] if scale != 1.0 else text) * scale
+    except ValueError as err:
+        raise InvalidValue(f"{text!r}: a number such as 5M, 100k or 2.5e6") from err

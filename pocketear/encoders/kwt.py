@@ -36,17 +36,23 @@ INPUT_HOP_MS = 10.0
 class Attention(nn.Module):
     """Multi-head self-attention with one fused QKV projection (plain ops: exports to ONNX).
 
+    ``head_dim`` None: ``dim / heads`` per head (attention width = ``dim``, KWT's layout); a
+    fixed ``head_dim`` makes the attention ``heads * head_dim`` wide whatever ``dim`` is (the
+    once-for-all supernet's subnets, LightHuBERT's layout). The QKV rows are ``[q | k | v]``,
+    each ``heads`` blocks of ``head_dim``.
+
     Raises:
         InvalidValue: ``dim`` not divisible by ``heads`` (a user's encoder config).
     """
 
-    def __init__(self, dim: int, heads: int) -> None:
+    def __init__(self, dim: int, heads: int, head_dim: int | None = None) -> None:
         super().__init__()
-        if dim % heads:
+        if head_dim is None and dim % heads:
             raise InvalidValue(f"dim {dim} is not divisible by heads {heads}")
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.out = nn.Linear(dim, dim)
+        self.heads, self.head_dim = heads, int(head_dim or dim // heads)
+        width = heads * self.head_dim
+        self.qkv = nn.Linear(dim, 3 * width)
+        self.out = nn.Linear(width, dim)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Attend over tokens ``(B, N, D)`` → ``(B, N, D)``.
@@ -54,13 +60,22 @@ class Attention(nn.Module):
         ``mask`` ``(B, N)`` (True: a real token) keeps padding tokens out of every token's
         attention.
         """
-        b, n, d = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        att = (q @ k.transpose(-2, -1)) * (d // self.heads) ** -0.5
-        if mask is not None:
-            att = att.masked_fill(~mask[:, None, None, :], torch.finfo(att.dtype).min)
-        h = att.softmax(dim=-1) @ v  # (B, H, N, d_h)
-        return self.out(h.transpose(1, 2).reshape(b, n, d))
+        return self.out(attend(self.qkv(x), self.heads, self.head_dim, mask))
+
+
+def attend(qkv: torch.Tensor, heads: int, head_dim: int,
+           mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Scaled dot-product attention: fused ``[q | k | v]`` ``(B, N, 3·H·d_h)`` → ``(B, N, H·d_h)``.
+
+    ``mask`` ``(B, N)`` (True: a real token) keeps padding out of every token's attention.
+    """
+    b, n, _ = qkv.shape
+    q, k, v = qkv.view(b, n, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
+    att = (q @ k.transpose(-2, -1)) * head_dim ** -0.5
+    if mask is not None:
+        att = att.masked_fill(~mask[:, None, None, :], torch.finfo(att.dtype).min)
+    h = att.softmax(dim=-1) @ v  # (B, H, N, d_h)
+    return h.transpose(1, 2).reshape(b, n, heads * head_dim)
 
 
 class TransformerBlock(nn.Module):
@@ -72,11 +87,11 @@ class TransformerBlock(nn.Module):
     """
 
     def __init__(self, dim: int, heads: int, mlp: int, prenorm: bool = True,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, head_dim: int | None = None) -> None:
         super().__init__()
         self.prenorm = prenorm
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attn = Attention(dim, heads)
+        self.attn = Attention(dim, heads, head_dim)
         self.mlp = nn.Sequential(nn.Linear(dim, mlp), nn.GELU(), nn.Dropout(dropout),
                                  nn.Linear(mlp, dim))
         self.drop = nn.Dropout(dropout)
@@ -107,6 +122,8 @@ class KWT(TokenEncoder):
         dropout: Dropout in the blocks.
         input_frames: The window the model is applied to when embedding clips (default 96
             frames = 0.96 s, the project's patch; e.g. 64 for sub-second keyword clips).
+        head_dim: Width of each attention head (default ``dim / heads``); a subnet extracted
+            from the once-for-all supernet keeps the supernet's.
 
     Raises:
         InvalidValue: A size below 1, or (from :meth:`tokenize`) an input longer than
@@ -117,9 +134,10 @@ class KWT(TokenEncoder):
 
     def __init__(self, dim: int = 64, depth: int = 12, heads: int = 1, mlp: int = 256,
                  n_mels: int = 64, max_frames: int = 256, prenorm: bool = True,
-                 dropout: float = 0.0, input_frames: int = 96) -> None:
+                 dropout: float = 0.0, input_frames: int = 96,
+                 head_dim: int | None = None) -> None:
         super().__init__()
-        if min(dim, depth, heads, mlp, n_mels, max_frames, input_frames) < 1:
+        if min(dim, depth, heads, mlp, n_mels, max_frames, input_frames, head_dim or 1) < 1:
             raise InvalidValue("dim, depth, heads, mlp, n_mels and max_frames must be >= 1")
         self.embed_dim, self.n_mels, self.max_frames = int(dim), int(n_mels), int(max_frames)
         self.frame_hop_ms = INPUT_HOP_MS
@@ -127,7 +145,7 @@ class KWT(TokenEncoder):
         self.proj = nn.Linear(n_mels, dim)
         self.pos = nn.Parameter(torch.zeros(1, max_frames, dim))
         nn.init.trunc_normal_(self.pos, std=0.02)
-        self.blocks = nn.ModuleList(TransformerBlock(dim, heads, mlp, prenorm, dropout)
+        self.blocks = nn.ModuleList(TransformerBlock(dim, heads, mlp, prenorm, dropout, head_dim)
                                     for _ in range(depth))
         self.final_norm = nn.LayerNorm(dim) if prenorm else nn.Identity()
 

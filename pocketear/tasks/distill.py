@@ -13,6 +13,22 @@ must equal the run's, and its normalisation statistics, which the student's inpu
 too (:attr:`Distill.input_stats`). Token encoders (``kwt*``, ``conformer_tiny``) give per-block
 outputs; any other teacher gives its output frames (layer "0" of ``task.layers``). A third-party
 frame-level model can be a teacher once wrapped as a registered encoder (see README).
+
+Masked distillation (``task.mask_ratio`` > 0) follows DMAE (Bai et al., "Masked Autoencoders
+Enable Efficient Knowledge Distillers", CVPR 2023, arXiv 2208.12256, §3 and Fig. 2): a random
+``mask_ratio`` of the teacher's tokens is hidden, the teacher runs on the visible tokens only
+(cheaper: its attention sees fewer tokens), the student's frames at the visible tokens regress the
+teacher's features there, and the student also reconstructs the masked log-mel frames (the MAE
+loss, weight ``task.recon_weight``). Departure: the student sees the whole slice with masked
+frames set to 0 (the normalised mean) rather than dropping them, so any encoder, convolutional
+ones included, can be the student; the teacher must be a token encoder.
+
+A once-for-all student (encoder ``kwt_super``, :mod:`pocketear.encoders.supernet`) is trained
+with the sandwich rule (Yu & Huang, "Universally slimmable networks", ICCV 2019, §3.3; BigNAS,
+ECCV 2020): each step the largest, the smallest and ``task.random_subnets`` random subnets
+predict the same targets, and the step's loss is their mean (LightHuBERT §2.3 samples one
+subnet per step; the sandwich lowers the variance of the smallest subnets' training). The
+heads take the leading ``dim`` inputs of a narrower subnet, like every shared weight.
 """
 
 from __future__ import annotations
@@ -26,7 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pocketear.encoders.base import Encoder
+from pocketear.encoders.base import Encoder, TokenEncoder
+from pocketear.encoders.supernet import Subnet, SuperKWT
 from pocketear.errors import InvalidValue
 from pocketear.registry import register
 from pocketear.tasks.base import Batch, ClipNeed, Example, Task, TaskConfig, valid_frames
@@ -42,6 +59,22 @@ def distill_loss(pred: torch.Tensor, target: torch.Tensor, real: torch.Tensor,
     l1 = (p - t).abs().mean()
     cos = F.cosine_similarity(p, t, dim=-1)
     return l1 - cos_weight * F.logsigmoid(cos).mean(), l1, cos.mean()
+
+
+def sliced_linear(head: nn.Linear, h: torch.Tensor) -> torch.Tensor:
+    """``head`` on frames narrower than its input: the leading columns (a subnet's width)."""
+    return F.linear(h, head.weight[:, : h.shape[-1]], head.bias)
+
+
+def visible_tokens(batch: int, tokens: int, mask_ratio: float,
+                   device: torch.device | None = None) -> torch.Tensor:
+    """``(B, N_visible)`` sorted indices of the tokens left visible.
+
+    A random ``mask_ratio`` of each row is masked, the same count per row, so the visible
+    tokens stack into one batch.
+    """
+    keep = max(1, tokens - round(mask_ratio * tokens))
+    return torch.rand(batch, tokens, device=device).argsort(dim=1)[:, :keep].sort(dim=1).values
 
 
 def align_time(target: torch.Tensor, frames: int) -> torch.Tensor:
@@ -70,21 +103,36 @@ class Distill(Task):
             cos_weight: λ of the ``−log σ(cos)`` term (DistilHuBERT: 1).
             max_pad_fraction: clips at most this fraction shorter than a slice are padded
                 (padded frames never enter the loss).
+            mask_ratio: DMAE's masked distillation: this fraction of the teacher's tokens is
+                hidden from both (0: off; DMAE masks 0.75 of image patches); needs a token
+                encoder teacher.
+            recon_weight: weight of the masked log-mel reconstruction (masked mode only).
+            random_subnets: subnets drawn at random per step besides the largest and the
+                smallest, for a ``kwt_super`` student (the sandwich rule).
         """
 
         teacher: str = ""
         layers: str = "auto"
         cos_weight: float = 1.0
         max_pad_fraction: float = 0.1
+        mask_ratio: float = 0.0
+        recon_weight: float = 1.0
+        random_subnets: int = 1
 
     cfg: Config
 
     def __init__(self, encoder: Encoder, cfg: Config | None = None) -> None:
         super().__init__(encoder, cfg)
-        if self.cfg.cos_weight < 0:
-            raise InvalidValue(f"task.cos_weight must be >= 0, got {self.cfg.cos_weight}")
+        c = self.cfg
+        if c.cos_weight < 0 or c.recon_weight < 0 or c.random_subnets < 0:
+            raise InvalidValue("task.cos_weight, task.recon_weight and task.random_subnets must "
+                               f"be >= 0, got {c.cos_weight}, {c.recon_weight}, "
+                               f"{c.random_subnets}")
+        if not 0 <= c.mask_ratio < 1:
+            raise InvalidValue(f"task.mask_ratio must be in [0, 1), got {c.mask_ratio}")
         self.teacher: Encoder | None = None
         self.heads = nn.ModuleList()
+        self.recon: nn.Linear | None = None
         self.layer_ids: list[int] = []
         self.input_stats: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -92,6 +140,11 @@ class Distill(Task):
                     stats: tuple[np.ndarray, np.ndarray] | None) -> None:
         """Attach the frozen teacher and its normalisation (None: the run's); one head per layer."""
         teacher.eval().requires_grad_(False)
+        if self.cfg.mask_ratio > 0 and not isinstance(teacher, TokenEncoder):
+            raise InvalidValue(f"task.mask_ratio={self.cfg.mask_ratio}: masked distillation "
+                               "runs the teacher on the visible tokens only, which needs a token "
+                               "encoder teacher (kwt*, conformer_tiny), not "
+                               f"{type(teacher).__name__}; set task.mask_ratio=0")
         depth = len(teacher.blocks) if teacher.has_layer_outputs else 0  # type: ignore[arg-type]
         self.layer_ids = self._layers(depth)
         with torch.no_grad():
@@ -102,6 +155,8 @@ class Distill(Task):
                 torch.zeros(1, 1, self.cfg.slice_frames, self.encoder.n_mels)).shape[-1]
             self.encoder.train(was)
         self.heads = nn.ModuleList(nn.Linear(width, d) for d in dims)
+        if self.cfg.mask_ratio > 0:
+            self.recon = nn.Linear(width, self.encoder.n_mels * self.encoder.time_stride)
         self.teacher, self.input_stats = teacher, stats
 
     def _layers(self, depth: int) -> list[int]:
@@ -117,11 +172,19 @@ class Distill(Task):
                                "0 for the teacher's output frames alone (e.g. 4,8,12 or auto)")
         return ids
 
-    def _teacher_layers(self, teacher: Encoder, x: torch.Tensor) -> list[torch.Tensor]:
-        if self.layer_ids == [0]:
-            return [teacher(x)]
-        outs = teacher.layer_outputs(x)
-        return [outs[i - 1] for i in self.layer_ids]
+    def _teacher_layers(self, teacher: Encoder, x: torch.Tensor,
+                        visible: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """The chosen layers' outputs; with ``visible`` (token indices), on those tokens only."""
+        if visible is None:
+            if self.layer_ids == [0]:
+                return [teacher(x)]
+            outs = teacher.layer_outputs(x)
+            return [outs[i - 1] for i in self.layer_ids]
+        assert isinstance(teacher, TokenEncoder)
+        tokens = teacher.tokenize(x)
+        tokens = tokens.gather(1, visible[..., None].expand(-1, -1, tokens.shape[-1]))
+        final, outs = teacher.encode_tokens(tokens, collect="block")
+        return [teacher.project(final) if i == 0 else outs[i - 1] for i in self.layer_ids]
 
     def train(self, mode: bool = True) -> Distill:
         """The teacher stays in eval mode (BatchNorm statistics and dropout frozen)."""
@@ -145,24 +208,110 @@ class Distill(Task):
                 "valid": valid_frames(len(clip), start, len(clean))}
 
     def step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        """Sum over the chosen layers of DistilHuBERT's loss on the student's real frames."""
+        """DistilHuBERT's loss summed over the chosen layers (+ DMAE's reconstruction if masked).
+
+        A ``kwt_super`` student averages it over the sandwich of subnets.
+        """
         if self.teacher is None:
             raise InvalidValue("distill: no teacher attached (build the task with "
                                "train.build.build_task, which loads task.teacher)")
+        x, clean, valid = batch["x"].unsqueeze(1), batch["clean"].unsqueeze(1), batch["valid"]
+        visible = hidden = None
+        if self.cfg.mask_ratio > 0:
+            assert isinstance(self.teacher, TokenEncoder)
+            stride = self.teacher.token_stride
+            n_tokens = self.teacher.tokenize(clean[:1]).shape[1]
+            visible = visible_tokens(len(x), n_tokens, self.cfg.mask_ratio, x.device)
+            shown = torch.zeros(len(x), n_tokens, dtype=torch.bool, device=x.device)
+            shown.scatter_(1, visible, True)
+            token_of = (torch.arange(x.shape[2], device=x.device) // stride).clamp(max=n_tokens - 1)
+            hidden = ~shown[:, token_of]  # (B, T): masked input frames
+            x = x.masked_fill(hidden[:, None, :, None], 0.0)
         with torch.no_grad():
-            targets = self._teacher_layers(self.teacher, batch["clean"].unsqueeze(1))
-        h = self.encoder(batch["x"].unsqueeze(1))
-        frames = h.shape[1]
-        idx = torch.linspace(0, batch["valid"].shape[1] - 1, frames, device=h.device)
-        real = batch["valid"].bool()[:, idx.round().long()]
+            targets = self._teacher_layers(self.teacher, clean, visible)
+        subnets = self._sandwich()
+        total, logs = x.new_zeros(()), {}
+        for i, subnet in enumerate(subnets):
+            if subnet is not None:
+                self.encoder.set_active(subnet)  # type: ignore[operator]
+            loss, mine = self._student_loss(x, clean, valid, targets, visible, hidden)
+            total = total + loss / len(subnets)
+            if i == 0:
+                logs |= mine
+            if subnet is not None and i < 2:
+                logs[("loss_largest", "loss_smallest")[i]] = mine["loss"]
+        if subnets[0] is not None:
+            self.encoder.set_active(subnets[0])  # type: ignore[operator]
+        logs["loss"] = float(total.detach())
+        return total, logs
+
+    @torch.no_grad()
+    def proxy_loss(self, batch: Batch, subnet: Subnet | None = None) -> float:
+        """The distillation loss of unmasked ``batch["clean"]`` (``subnet`` active, if given).
+
+        The label-free score ``pocketear subnet`` ranks subnets by (LightHuBERT §2.4 searches
+        with a held-out proxy too); the supernet is left on its largest subnet.
+        """
+        assert self.teacher is not None
+        clean = batch["clean"].unsqueeze(1)
+        targets = self._teacher_layers(self.teacher, clean)
+        enc = self.encoder
+        if subnet is not None:
+            enc.set_active(subnet)  # type: ignore[operator]
+        try:
+            return float(self._student_loss(clean, clean, batch["valid"], targets, None,
+                                            None)[0])
+        finally:
+            if isinstance(enc, SuperKWT):
+                enc.set_active(enc.largest)
+
+    def _sandwich(self) -> list[Subnet | None]:
+        """Largest, smallest and ``random_subnets`` random subnets; [None] for a plain student."""
+        enc = self.encoder
+        if not isinstance(enc, SuperKWT):
+            return [None]
+        rng = np.random.default_rng(int(torch.randint(2**31 - 1, ())))
+        return [enc.largest, enc.smallest,
+                *(enc.random_subnet(rng) for _ in range(self.cfg.random_subnets))]
+
+    def _student_loss(self, x: torch.Tensor, clean: torch.Tensor, valid: torch.Tensor,
+                      targets: list[torch.Tensor], visible: torch.Tensor | None,
+                      hidden: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
+        """The active student's loss against the teacher's targets, and its logs."""
+        h = full = self.encoder(x)
+        frames = full.shape[1]
+        if visible is None:
+            idx = torch.linspace(0, valid.shape[1] - 1, frames, device=h.device).round().long()
+        else:  # the student frame under each visible teacher token's centre
+            assert isinstance(self.teacher, TokenEncoder)
+            stride = self.teacher.token_stride
+            idx = (visible * stride + stride // 2).clamp(max=valid.shape[1] - 1)
+            under = (idx // self.encoder.time_stride).clamp(max=frames - 1)
+            h = full.gather(1, under[..., None].expand(-1, -1, full.shape[-1]))
+        real = valid.bool().gather(1, idx.expand(len(valid), -1))
         total, logs = h.new_zeros(()), {}
         for layer, head, target in zip(self.layer_ids, self.heads, targets, strict=True):
-            loss, l1, cos = distill_loss(head(h), align_time(target, frames), real,
+            loss, l1, cos = distill_loss(sliced_linear(head, h),
+                                         align_time(target, h.shape[1]), real,
                                          self.cfg.cos_weight)
             total = total + loss
             logs[f"l1_{layer}"], logs[f"cos_{layer}"] = float(l1.detach()), float(cos.detach())
+        if hidden is not None and self.recon is not None:
+            recon = self._reconstruction(full, clean, hidden & valid.bool())
+            total = total + self.cfg.recon_weight * recon
+            logs["recon"] = float(recon.detach())
         logs["loss"] = float(total.detach())
         return total, logs
+
+    def _reconstruction(self, h: torch.Tensor, clean: torch.Tensor,
+                        where: torch.Tensor) -> torch.Tensor:
+        """MSE of the log-mel predicted from the student's frames, on the masked real frames."""
+        b, _, t, f = clean.shape
+        pred = sliced_linear(self.recon, h).reshape(b, -1, f)  # type: ignore[arg-type]
+        pred = align_time(pred, t)
+        if not where.any():
+            return pred.sum() * 0.0
+        return F.mse_loss(pred[where], clean[:, 0][where])
 
     def monitor_embeddings(self, batch: Batch) -> torch.Tensor:
         """The student's clip embeddings of the slices."""

@@ -92,3 +92,59 @@ def test_a_registered_encoder_can_be_the_teacher(tone_folder: Path, tmp_path: Pa
         "task.name=distill", "task.teacher=encoder:mobile_tiny", "encoder.name=mobile_tiny",
         f"data.source={tone_folder}", "train.steps=2", *COMMON]), tmp_path / "s", progress=False)
     assert np.isfinite(summary["final"]["loss"]) and "cos_0" in summary["final"]
+
+
+def _batch(b: int = 3, t: int = 48) -> dict[str, torch.Tensor]:
+    clean = torch.randn(b, t, 64)
+    valid = torch.ones(b, t, dtype=torch.bool)
+    valid[0, 40:] = False
+    return {"x": clean.clone(), "clean": clean, "valid": valid}
+
+
+def test_masked_distillation_runs_the_teacher_on_visible_tokens_only() -> None:
+    """DMAE: the teacher sees only the visible tokens; the student also rebuilds masked frames."""
+    teacher = _kwt(depth=2)
+    task = Distill(create("encoder", "mobile_tiny"),
+                   Distill.Config(slice_frames=48, mask_ratio=0.75))
+    task.set_teacher(teacher, None)
+    seen: list[int] = []
+    real_encode = teacher.encode_tokens
+
+    def spy(h: torch.Tensor, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        seen.append(h.shape[1])
+        return real_encode(h, *args, **kwargs)
+
+    teacher.encode_tokens = spy  # type: ignore[method-assign]
+    student_inputs: list[torch.Tensor] = []
+    task.encoder.register_forward_pre_hook(lambda _m, args: student_inputs.append(args[0]))
+    loss, logs = task.step(_batch())
+    assert seen == [12]  # 48 tokens, 36 masked
+    assert np.isfinite(float(loss.detach())) and logs["recon"] > 0 and "l1_2" in logs
+    hidden = (student_inputs[0][:, 0] == 0).all(dim=-1)  # masked frames are zeroed
+    assert int(hidden.sum(dim=1)[0]) == 36
+    loss.backward()
+    assert task.recon is not None and task.recon.weight.grad is not None
+    with pytest.raises(Exception, match="token encoder"):
+        Distill(create("encoder", "mobile_tiny"), Distill.Config(
+            slice_frames=48, mask_ratio=0.5)).set_teacher(create("encoder", "mobile_tiny"), None)
+
+
+def test_a_supernet_student_trains_by_the_sandwich_rule() -> None:
+    teacher = _kwt(depth=2)
+    torch.manual_seed(1)
+    student = create("encoder", "kwt_super", dims="16,32", depths="1,2", heads="1,2",
+                     mlp_ratios="2,4", head_dim=8, input_frames=48)
+    task = Distill(student, Distill.Config(slice_frames=48, random_subnets=1))
+    task.set_teacher(teacher, None)
+    assert task.heads[0].in_features == 32
+    loss, logs = task.step(_batch())
+    assert {"loss_largest", "loss_smallest"} <= set(logs)
+    assert float(loss.detach()) == pytest.approx(logs["loss"])
+    loss.backward()
+    assert student.active == student.largest  # left on the largest subnet after the step
+    grad = student.blocks[1].mlp[0].weight.grad  # block 2 only in the largest / random ones
+    assert grad is not None and grad.abs().sum() > 0
+    # the proxy score of a subnet is its loss alone; a better prediction has a lower score
+    b = _batch()
+    small, large = task.proxy_loss(b, student.smallest), task.proxy_loss(b, student.largest)
+    assert np.isfinite([small, large]).all() and small != large
