@@ -129,6 +129,30 @@ def _bars_fig(table: Table, colors: dict[str, Any]) -> Figure:
     return fig
 
 
+def _compute_fig(table: Table, macs: dict[str, float], colors: dict[str, Any]) -> Figure:
+    """Average score against multiply-adds per second: the accuracy/compute Pareto view."""
+    fig = Figure(figsize=(7.0, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    for r in table.rows:
+        if r.average is None:
+            continue
+        if r.method in macs:
+            ax.scatter(macs[r.method] / 1e6, 100 * r.average.mean, color=colors.get(r.label),
+                       s=36, zorder=3)
+            ax.annotate(r.label, (macs[r.method] / 1e6, 100 * r.average.mean), fontsize=7,
+                        xytext=(4, 3), textcoords="offset points")
+        elif r.kind == "baseline":
+            ax.axhline(100 * r.average.mean, color=colors.get(r.label), linestyle=":",
+                       linewidth=1, label=r.label)
+    ax.set_xscale("log")
+    ax.set(xlabel="M multiply-adds per second of audio", ylabel=f"average {table.metric} (%)",
+           title=f"accuracy vs compute — {setting_label(table.setting)}")
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, frameon=False)
+    return fig
+
+
 def _read_metrics(path: Path) -> dict[str, tuple[list[float], list[float]]]:
     """Series ``key -> (steps, values)`` of the curve keys and task weights (``w.*``) logged."""
     series: dict[str, tuple[list[float], list[float]]] = {}
@@ -389,6 +413,11 @@ def _results_sections(data: dict[str, Any], eval_dir: Path, run_dir: Path | None
     for table in tables:
         out.append(f"<h3>{_esc(setting_label(table.setting))}</h3>{_table_html(table)}")
         out.append(_img(_bars_fig(table, colors), f"bars {setting_label(table.setting)}"))
+    macs = {n: float(i["macs_per_second"]) for n, i in data["methods"].items()
+            if (i or {}).get("macs_per_second")}
+    if len(macs) >= 2 and tables:  # results of models of several sizes: the Pareto view
+        out.append("<h2>Accuracy vs compute</h2>")
+        out.append(_img(_compute_fig(tables[0], macs, colors), "accuracy vs compute"))
     return [*out, _curves_section(runs, notes), *_maps_sections(data), _details(data)]
 
 

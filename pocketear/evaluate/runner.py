@@ -100,6 +100,7 @@ def _load_methods(checkpoints: list[str], names: list[str] | None = None) -> lis
         out.append(Method(name, "pretrained", {
             "kind": "pretrained", "checkpoint": str(path), "run_dir": str(_run_dir(path)),
             "encoder": model.config["encoder"]["name"], "params": int(model.encoder.params),
+            "macs_per_second": int(model.encoder.macs_per_second()),
         }, model))
     return out
 

@@ -194,3 +194,15 @@ def test_task_weights_are_one_training_curve_panel(tmp_path: Path) -> None:
     assert titles.count("task weights") == 1
     (ax,) = [a for a in fig.axes if a.get_title() == "task weights"]
     assert sorted(line.get_label() for line in ax.get_lines()) == ["slicer", "temporal_gap"]
+
+
+def test_models_of_several_sizes_get_an_accuracy_vs_compute_plot(tmp_path: Path) -> None:
+    eval_dir = make_eval(tmp_path / "eval")
+    before = write_report(eval_dir).read_text()
+    assert "Accuracy vs compute" not in before  # no MACs recorded
+    data = json.loads((eval_dir / "results.json").read_text())
+    data["methods"]["cola"]["macs_per_second"] = 2_000_000
+    data["methods"]["byol-a"]["macs_per_second"] = 20_000_000
+    (eval_dir / "results.json").write_text(json.dumps(data))
+    text = write_report(eval_dir).read_text()
+    assert "Accuracy vs compute" in text and len(_imgs(text)) == len(_imgs(before)) + 1
