@@ -6,7 +6,8 @@ Usage::
         --out out/distill_fsdd [--teacher RUN] [--steps 1800] [--budgets 0.1,0.25,0.5]
     .venv/bin/python benchmarks/distill.py --suite arabic-commands \
         --arabic /work/data/arabic-prepared --out out/distill_arabic ...
-    .venv/bin/python benchmarks/distill.py --suite synthetic --out out/distill_synthetic ...
+    .venv/bin/python benchmarks/distill.py --suite synthetic --out out/distill_synthetic \
+        --synthetic-dir out/bench_multitask ...
 
 Per suite, on its training audio (no labels; 10 % of the clips held out, seeded, for the subnet
 search):
@@ -19,7 +20,8 @@ search):
    ``pocketear subnet --macs-budget`` picks the subnet with the lowest distillation loss on the
    held-out clips and writes it as a standalone KWT (**distilled** students);
 4. the **same KWT sizes pretrained directly** with ``--direct-task`` for the same ``--steps``
-   steps and batch (**direct** students);
+   steps and batch (**direct** students); ``--plain ENCODERS`` adds fixed-size students (e.g.
+   ``mobile_tiny``) distilled on their own and pretrained directly, the same steps;
 5. one ``evaluate`` call (frozen linear probe, ``--seeds`` seeds, logmel-stats and random-init
    baselines), then fp32 and int8 ONNX exports of every model (int8 calibrated on held-out
    clips): file size and single-window latency (0.96 s, 1 thread, median of ``--repeats``).
@@ -34,6 +36,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import subprocess
 import sys
 import time
@@ -59,8 +62,9 @@ def suite_manifests(args: argparse.Namespace) -> tuple[Any, str, Path, Path]:
 
     if args.suite == "synthetic":
         suite = SyntheticSuite(minutes=args.minutes)
-        suite.tasks(args.out, progress=True)
-        manifest, data_dir, keep = suite.folder(args.out) / "manifest.csv", str(args.out), (
+        where = args.synthetic_dir or args.out
+        suite.tasks(where, progress=True)
+        manifest, data_dir, keep = suite.folder(where) / "manifest.csv", str(where), (
             "kind", "longform")
     else:
         suite = (FSDDSuite(args.fsdd) if args.suite == "fsdd"
@@ -140,16 +144,20 @@ def pareto_plot(rows: list[dict[str, Any]], baselines: dict[str, float], path: P
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for kind, marker in (("teacher", "*"), ("distilled", "o"), ("direct", "s")):
+    kinds = dict.fromkeys(r["kind"] for r in rows)
+    for kind, marker in zip(kinds, "*osD^v<>", strict=False):
         mine = sorted((r for r in rows if r["kind"] == kind), key=lambda r: r["macs_per_second"])
         ax.plot([r["macs_per_second"] / 1e6 for r in mine], [r["avg"] for r in mine],
                 marker=marker, label=kind, linestyle="-" if len(mine) > 1 else "none")
     for name, value in baselines.items():
         ax.axhline(value, linestyle=":", color="grey")
-        ax.annotate(name, (ax.get_xlim()[0], value), fontsize=7, color="grey")
+        ax.text(0.01, value, f" {name}", transform=ax.get_yaxis_transform(), fontsize=7,
+                color="grey", va="bottom")
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.set_xlabel("M multiply-adds per second of audio")
     ax.set_ylabel("average accuracy (%)")
     ax.set_title(title)
@@ -165,7 +173,9 @@ def main() -> None:
     p.add_argument("--suite", default="fsdd", choices=("fsdd", "arabic-commands", "synthetic"))
     p.add_argument("--fsdd", default="../shared/data/fsdd")
     p.add_argument("--arabic", help="Arabic Speech Commands: folder, zip or prepared manifest")
-    p.add_argument("--minutes", type=float, default=15, help="synthetic suite: minutes")
+    p.add_argument("--minutes", type=float, default=30, help="synthetic suite: minutes")
+    p.add_argument("--synthetic-dir", type=Path,
+                   help="synthetic suite: where its corpus is (or is made; default --out)")
     p.add_argument("--out", type=Path, default=Path("out/distill"))
     p.add_argument("--teacher", type=Path, help="an existing teacher run (default: pretrain one)")
     p.add_argument("--teacher-task", default="slicer")
@@ -175,6 +185,9 @@ def main() -> None:
     p.add_argument("--direct-task", default="slicer")
     p.add_argument("--budgets", default="0.1,0.25,0.5",
                    help="student budgets, fractions of the teacher's MACs per second")
+    p.add_argument("--plain", default="",
+                   help="encoders (comma-separated, e.g. mobile_tiny) also distilled on their "
+                        "own (no supernet) and pretrained directly")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--seeds", type=int, default=3, help="probe seeds of the evaluation")
     p.add_argument("--repeats", type=int, default=20, help="latency repeats")
@@ -210,7 +223,7 @@ def main() -> None:
         students[f"distilled-{frac}"] = out
         options = json.loads((out / "subnet.json").read_text())
         sub = load(out).config["encoder"]
-        direct = runs / f"direct-{frac}"
+        direct = runs / ("direct-" + options["subnet"].replace(",", "-").replace("=", ""))
         pretrain(direct, args.direct_task, "kwt1", train, args.steps,
                  [*common, *(SHORT_CLIPS.get(args.direct_task, []) if short else []),
                   *(f"encoder.{k}={v}" for k, v in sub.items() if k not in ("name", "readout"))])
@@ -218,12 +231,26 @@ def main() -> None:
         res.setdefault("subnets", {})[frac] = {k: options[k] for k in
                                                ("subnet", "params", "macs_per_second")}
         write_json(path, res)
+    for enc in filter(None, args.plain.split(",")):  # fixed-size students, both ways
+        students[f"distilled-{enc}"] = runs / f"distilled-{enc}"
+        pretrain(runs / f"distilled-{enc}", "distill", enc, train, args.steps,
+                 [*common, f"task.teacher={teacher.resolve()}",
+                  *(["task.slice_frames=32", "task.max_pad_fraction=0.5"] if short else [])])
+        students[f"direct-{enc}"] = runs / f"direct-{enc}"
+        pretrain(runs / f"direct-{enc}", args.direct_task, enc, train, args.steps,
+                 [*common, *(SHORT_CLIPS.get(args.direct_task, []) if short else [])])
     models = {"teacher": teacher, **students}
     evaluation = args.out / "eval"
-    if not (evaluation / "results.json").is_file():
+    done = evaluation / "results.json"
+    if done.is_file() and {str(Path(m["run_dir"]).resolve()) for m in json.loads(
+            done.read_text())["methods"].values() if m.get("run_dir")} != {
+                str(Path(r).resolve()) for r in models.values()}:
+        done.unlink()  # another set of models: evaluate them all again, in one call
+    if not done.is_file():
         subprocess.run([*CLI, "evaluate", *map(str, models.values()), "--suite", args.suite,
                         "--data-dir", data_dir, "--baselines", "--no-supervised",
-                        "--seeds", str(args.seeds), "--out", str(evaluation)], check=True)
+                        "--seeds", str(args.seeds), "--out", str(evaluation)], check=True,
+                       env={**os.environ, "POCKETEAR_SYNTH_MINUTES": str(args.minutes)})
     ev = json.loads((evaluation / "results.json").read_text())
     by_run = {str(Path(m["run_dir"]).resolve()): name for name, m in ev["methods"].items()
               if m.get("run_dir")}
@@ -231,7 +258,8 @@ def main() -> None:
     rows = []
     for name, run in models.items():
         pre = load(run)
-        row = {"model": name, "kind": name.split("-")[0],
+        kind, _, size = name.partition("-")
+        row = {"model": name, "kind": kind if size[:1] in ("", "0", "1") else f"{kind} {size}",
                "encoder": pre.config["encoder"]["name"], "params": pre.encoder.params,
                "macs_per_second": pre.encoder.macs_per_second(),
                **acc[by_run[str(Path(run).resolve())]]}

@@ -11,8 +11,10 @@ The teacher is any pocketear checkpoint (``--set task.teacher=CHECKPOINT``), loa
 driver (``train/build.py``: :meth:`Distill.set_teacher`) with its own frontend config, which
 must equal the run's, and its normalisation statistics, which the student's inputs then use
 too (:attr:`Distill.input_stats`). Token encoders (``kwt*``, ``conformer_tiny``) give per-block
-outputs; any other teacher gives its output frames (layer "0" of ``task.layers``). A third-party
-frame-level model can be a teacher once wrapped as a registered encoder (see README).
+outputs; any other teacher gives the frames its read-out pools (layer "0" of ``task.layers``:
+``Encoder.read_frames``, e.g. ``mobile_100``'s 512-d features before its projection, what the
+teacher's own evaluation reads). A third-party frame-level model can be a teacher once wrapped
+as a registered encoder (see README).
 
 Masked distillation (``task.mask_ratio`` > 0) follows DMAE (Bai et al., "Masked Autoencoders
 Enable Efficient Knowledge Distillers", CVPR 2023, arXiv 2208.12256, §3 and Fig. 2): a random
@@ -99,7 +101,9 @@ class Distill(Task):
                 encoder whose factory loads its own weights) (required).
             layers: teacher layers to predict, 1-based block indices of a token encoder
                 (``"4,8,12"``: DistilHuBERT's three of twelve; ``"auto"``: three evenly spaced,
-                the last included); ``"0"`` is the teacher's output frames (any encoder).
+                the last included); ``"0"`` is the frames the teacher's read-out pools
+                (``encoder.readout`` of its checkpoint: before or after its projection; any
+                encoder).
             cos_weight: λ of the ``−log σ(cos)`` term (DistilHuBERT: 1).
             max_pad_fraction: clips at most this fraction shorter than a slice are padded
                 (padded frames never enter the loss).
@@ -177,14 +181,16 @@ class Distill(Task):
         """The chosen layers' outputs; with ``visible`` (token indices), on those tokens only."""
         if visible is None:
             if self.layer_ids == [0]:
-                return [teacher(x)]
+                return [teacher.read_frames(x)]
             outs = teacher.layer_outputs(x)
             return [outs[i - 1] for i in self.layer_ids]
         assert isinstance(teacher, TokenEncoder)
         tokens = teacher.tokenize(x)
         tokens = tokens.gather(1, visible[..., None].expand(-1, -1, tokens.shape[-1]))
         final, outs = teacher.encode_tokens(tokens, collect="block")
-        return [teacher.project(final) if i == 0 else outs[i - 1] for i in self.layer_ids]
+        if teacher.readout.source == "proj":
+            final = teacher.project(final)
+        return [final if i == 0 else outs[i - 1] for i in self.layer_ids]
 
     def train(self, mode: bool = True) -> Distill:
         """The teacher stays in eval mode (BatchNorm statistics and dropout frozen)."""
