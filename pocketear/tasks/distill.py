@@ -104,6 +104,9 @@ class Distill(Task):
                 the last included); ``"0"`` is the frames the teacher's read-out pools
                 (``encoder.readout`` of its checkpoint: before or after its projection; any
                 encoder).
+            teacher_frames: what layer 0 is: ``readout``, the frames the teacher's read-out
+                pools (``encoder.readout`` of its checkpoint), or ``output``, its output frames
+                (after its projection, e.g. ``mobile_100``'s 128-d instead of 512-d).
             cos_weight: λ of the ``−log σ(cos)`` term (DistilHuBERT: 1).
             max_pad_fraction: clips at most this fraction shorter than a slice are padded
                 (padded frames never enter the loss).
@@ -117,6 +120,7 @@ class Distill(Task):
 
         teacher: str = ""
         layers: str = "auto"
+        teacher_frames: str = "readout"
         cos_weight: float = 1.0
         max_pad_fraction: float = 0.1
         mask_ratio: float = 0.0
@@ -132,6 +136,9 @@ class Distill(Task):
             raise InvalidValue("task.cos_weight, task.recon_weight and task.random_subnets must "
                                f"be >= 0, got {c.cos_weight}, {c.recon_weight}, "
                                f"{c.random_subnets}")
+        if c.teacher_frames not in ("readout", "output"):
+            raise InvalidValue(f"task.teacher_frames must be readout or output, got "
+                               f"{c.teacher_frames!r}")
         if not 0 <= c.mask_ratio < 1:
             raise InvalidValue(f"task.mask_ratio must be in [0, 1), got {c.mask_ratio}")
         self.teacher: Encoder | None = None
@@ -181,14 +188,15 @@ class Distill(Task):
         """The chosen layers' outputs; with ``visible`` (token indices), on those tokens only."""
         if visible is None:
             if self.layer_ids == [0]:
-                return [teacher.read_frames(x)]
+                return [teacher.read_frames(x) if self.cfg.teacher_frames == "readout"
+                        else teacher(x)]
             outs = teacher.layer_outputs(x)
             return [outs[i - 1] for i in self.layer_ids]
         assert isinstance(teacher, TokenEncoder)
         tokens = teacher.tokenize(x)
         tokens = tokens.gather(1, visible[..., None].expand(-1, -1, tokens.shape[-1]))
         final, outs = teacher.encode_tokens(tokens, collect="block")
-        if teacher.readout.source == "proj":
+        if teacher.readout.source == "proj" or self.cfg.teacher_frames == "output":
             final = teacher.project(final)
         return [final if i == 0 else outs[i - 1] for i in self.layer_ids]
 

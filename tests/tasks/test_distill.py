@@ -148,3 +148,16 @@ def test_a_supernet_student_trains_by_the_sandwich_rule() -> None:
     b = _batch()
     small, large = task.proxy_loss(b, student.smallest), task.proxy_loss(b, student.largest)
     assert np.isfinite([small, large]).all() and small != large
+
+
+def test_layer_0_is_what_the_teachers_read_out_pools_or_its_output() -> None:
+    teacher = create("encoder", "mobile_100")  # read-out meanmax:features: 512-d, output 128-d
+    x = torch.randn(2, 1, 48, 64)
+    for frames, width in (("readout", 512), ("output", 128)):
+        task = Distill(create("encoder", "mobile_tiny"),
+                       Distill.Config(slice_frames=48, teacher_frames=frames))
+        task.set_teacher(teacher, None)
+        assert task.layer_ids == [0] and task.heads[0].out_features == width
+        assert task._teacher_layers(teacher, x)[0].shape[-1] == width
+    with pytest.raises(Exception, match="teacher_frames"):
+        Distill(create("encoder", "mobile_tiny"), Distill.Config(teacher_frames="mid"))
