@@ -11,10 +11,9 @@ The teacher is any pocketear checkpoint (``--set task.teacher=CHECKPOINT``), loa
 driver (``train/build.py``: :meth:`Distill.set_teacher`) with its own frontend config, which
 must equal the run's, and its normalisation statistics, which the student's inputs then use
 too (:attr:`Distill.input_stats`). Token encoders (``kwt*``, ``conformer_tiny``) give per-block
-outputs; any other teacher gives the frames its read-out pools (layer "0" of ``task.layers``:
-``Encoder.read_frames``, e.g. ``mobile_100``'s 512-d features before its projection, what the
-teacher's own evaluation reads). A third-party frame-level model can be a teacher once wrapped
-as a registered encoder (see README).
+outputs; any other teacher gives its output frames (layer "0" of ``task.layers``), or with
+``task.teacher_frames=readout`` the frames its read-out pools (``Encoder.read_frames``). A
+third-party frame-level model can be a teacher once wrapped as a registered encoder (README).
 
 Masked distillation (``task.mask_ratio`` > 0) follows DMAE (Bai et al., "Masked Autoencoders
 Enable Efficient Knowledge Distillers", CVPR 2023, arXiv 2208.12256, §3 and Fig. 2): a random
@@ -104,9 +103,11 @@ class Distill(Task):
                 the last included); ``"0"`` is the frames the teacher's read-out pools
                 (``encoder.readout`` of its checkpoint: before or after its projection; any
                 encoder).
-            teacher_frames: what layer 0 is: ``readout``, the frames the teacher's read-out
-                pools (``encoder.readout`` of its checkpoint), or ``output``, its output frames
-                (after its projection, e.g. ``mobile_100``'s 128-d instead of 512-d).
+            teacher_frames: what layer 0 is: ``output``, the teacher's output frames (after
+                its projection: ``mobile_100``'s 128-d), or ``readout``, the frames its read-out
+                pools (``encoder.readout`` of its checkpoint: ``mobile_100``'s 512-d features).
+                ``output`` is the default because small students distilled from it scored
+                higher on FSDD and Arabic keywords (docs/benchmarks.md §15).
             cos_weight: λ of the ``−log σ(cos)`` term (DistilHuBERT: 1).
             max_pad_fraction: clips at most this fraction shorter than a slice are padded
                 (padded frames never enter the loss).
@@ -120,7 +121,7 @@ class Distill(Task):
 
         teacher: str = ""
         layers: str = "auto"
-        teacher_frames: str = "readout"
+        teacher_frames: str = "output"
         cos_weight: float = 1.0
         max_pad_fraction: float = 0.1
         mask_ratio: float = 0.0
