@@ -100,9 +100,8 @@ class Distill(Task):
                 encoder whose factory loads its own weights) (required).
             layers: teacher layers to predict, 1-based block indices of a token encoder
                 (``"4,8,12"``: DistilHuBERT's three of twelve; ``"auto"``: three evenly spaced,
-                the last included); ``"0"`` is the frames the teacher's read-out pools
-                (``encoder.readout`` of its checkpoint: before or after its projection; any
-                encoder).
+                the last included); ``"0"`` is the teacher's frames of ``teacher_frames``
+                (any encoder).
             teacher_frames: what layer 0 is: ``output``, the teacher's output frames (after
                 its projection: ``mobile_100``'s 128-d), or ``readout``, the frames its read-out
                 pools (``encoder.readout`` of its checkpoint: ``mobile_100``'s 512-d features).
