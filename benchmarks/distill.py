@@ -91,8 +91,12 @@ def suite_manifests(args: argparse.Namespace) -> tuple[Any, str, Path, Path]:
 
 
 def pretrain(out: Path, task: str, encoder: str, data: Path, steps: int, sets: list[str]) -> None:
-    """``pocketear pretrain`` into ``out`` unless it finished before."""
+    """``pocketear pretrain`` into ``out`` unless it finished before; an interrupted one resumes."""
     if (out / "summary.json").is_file():
+        return
+    if (out / "checkpoints" / "last.pt").is_file():
+        subprocess.run([*CLI, "pretrain", "--resume", "--out", str(out), "--steps", str(steps),
+                        "--no-progress"], check=True)
         return
     flags = [a for s in sets for a in ("--set", s)]
     subprocess.run([*CLI, "pretrain", "--task", task, "--encoder", encoder, "--data", str(data),
