@@ -192,6 +192,8 @@ def main() -> None:
     p.add_argument("--plain", default="",
                    help="encoders (comma-separated, e.g. mobile_tiny) also distilled on their "
                         "own (no supernet) and pretrained directly")
+    p.add_argument("--distill-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra --set of the distillation runs (e.g. task.teacher_frames=readout)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--seeds", type=int, default=3, help="probe seeds of the evaluation")
     p.add_argument("--repeats", type=int, default=20, help="latency repeats")
@@ -213,7 +215,7 @@ def main() -> None:
     supernet = runs / "supernet"
     t0 = time.perf_counter()
     pretrain(supernet, "distill", "kwt_super", train, args.steps,
-             [*common, *SPACE, f"task.teacher={teacher.resolve()}",
+             [*common, *SPACE, f"task.teacher={teacher.resolve()}", *args.distill_set,
               *(["task.slice_frames=32", "task.max_pad_fraction=0.5"] if short else [])])
     res["supernet_wall_s"] = time.perf_counter() - t0
     write_json(path, res)
@@ -238,7 +240,7 @@ def main() -> None:
     for enc in filter(None, args.plain.split(",")):  # fixed-size students, both ways
         students[f"distilled-{enc}"] = runs / f"distilled-{enc}"
         pretrain(runs / f"distilled-{enc}", "distill", enc, train, args.steps,
-                 [*common, f"task.teacher={teacher.resolve()}",
+                 [*common, f"task.teacher={teacher.resolve()}", *args.distill_set,
                   *(["task.slice_frames=32", "task.max_pad_fraction=0.5"] if short else [])])
         students[f"direct-{enc}"] = runs / f"direct-{enc}"
         pretrain(runs / f"direct-{enc}", args.direct_task, enc, train, args.steps,
