@@ -161,7 +161,8 @@ def pareto_plot(rows: list[dict[str, Any]], baselines: dict[str, float], path: P
         ax.text(0.01, value, f" {name}", transform=ax.get_yaxis_transform(), fontsize=7,
                 color="grey", va="bottom")
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+        axis(matplotlib.ticker.FormatStrFormatter("%g"))
     ax.set_xlabel("M multiply-adds per second of audio")
     ax.set_ylabel("average accuracy (%)")
     ax.set_title(title)
@@ -194,6 +195,7 @@ def main() -> None:
                         "own (no supernet) and pretrained directly")
     p.add_argument("--distill-set", action="append", default=[], metavar="KEY=VALUE",
                    help="extra --set of the distillation runs (e.g. task.teacher_frames=readout)")
+    p.add_argument("--seed", type=int, default=0, help="pretraining seed of the students")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--seeds", type=int, default=3, help="probe seeds of the evaluation")
     p.add_argument("--repeats", type=int, default=20, help="latency repeats")
@@ -203,7 +205,7 @@ def main() -> None:
 
     manifest, data_dir, train, heldout = suite_manifests(args)
     short = args.suite != "synthetic"
-    common = [f"optim.batch_size={args.batch}", "train.threads=1"]
+    common = [f"optim.batch_size={args.batch}", "train.threads=1", f"train.seed={args.seed}"]
     res: dict[str, Any] = {"machine": machine_info(), "suite": args.suite,
                            "settings": {k: str(v) for k, v in vars(args).items()}}
     path, runs = args.out / "results.json", args.out / "runs"
