@@ -55,7 +55,7 @@ class Subnet:
             raise InvalidValue(f"subnet {text!r}: expected dim=D,depth=L,heads=H,mlp=M") from err
 
 
-def _ints(values: Sequence[Any] | str, name: str, kind: type = int) -> tuple[Any, ...]:
+def _choices(values: Sequence[Any] | str, name: str, kind: type = int) -> tuple[Any, ...]:
     items = values.split(",") if isinstance(values, str) else list(values)
     try:
         out = tuple(sorted({kind(v) for v in items}))
@@ -83,9 +83,9 @@ class SuperKWT(KWT):
                  mlp_ratios: Sequence[float] | str = (2.0, 3.0, 4.0), head_dim: int = 32,
                  n_mels: int = 64, max_frames: int = 256, prenorm: bool = True,
                  dropout: float = 0.0, input_frames: int = 96) -> None:
-        self.dims, self.depths = _ints(dims, "dims"), _ints(depths, "depths")
-        self.head_choices = _ints(heads, "heads")
-        self.mlp_ratios = _ints(mlp_ratios, "mlp_ratios", float)
+        self.dims, self.depths = _choices(dims, "dims"), _choices(depths, "depths")
+        self.head_choices = _choices(heads, "heads")
+        self.mlp_ratios = _choices(mlp_ratios, "mlp_ratios", float)
         self._largest = Subnet(self.dims[-1], self.depths[-1], self.head_choices[-1],
                                self.mlp_of(self.dims[-1], self.mlp_ratios[-1]))
         top = self._largest
