@@ -1,7 +1,7 @@
 """``kwt_super``: a once-for-all KWT supernet whose weight-shared subnets are plain KWTs.
 
 Wang et al., "LightHuBERT: Lightweight and Configurable Speech Representation Learning with
-Once-for-All Hidden-Unit BERT", Interspeech 2022 (arXiv 2203.15610), §2: one Transformer holds
+Once-for-All Hidden-Unit BERT", Interspeech 2022 (arXiv 2203.15610): one Transformer holds
 every subnet over embedding dimension, attention heads (fixed head width, so the attention
 width is ``heads × head_dim``), FFN ratio and depth; a subnet uses the leading slice of every
 weight (the first ``dim`` channels, heads, hidden units, blocks). It is trained by
@@ -67,7 +67,7 @@ def _choices(values: Sequence[Any] | str, name: str, kind: type = int) -> tuple[
 
 
 class SuperKWT(KWT):
-    """A KWT whose leading slices are the subnets of a search space (LightHuBERT, §2).
+    """A KWT whose leading slices are the subnets of a search space (LightHuBERT).
 
     Args:
         dims: Embedding widths to choose from (the largest sizes the shared weights).

@@ -16,7 +16,7 @@ outputs; any other teacher gives its output frames (layer "0" of ``task.layers``
 third-party frame-level model can be a teacher once wrapped as a registered encoder (README).
 
 Masked distillation (``task.mask_ratio`` > 0) follows DMAE (Bai et al., "Masked Autoencoders
-Enable Efficient Knowledge Distillers", CVPR 2023, arXiv 2208.12256, §3 and Fig. 2): a random
+Enable Efficient Knowledge Distillers", CVPR 2023, arXiv 2208.12256): a random
 ``mask_ratio`` of the teacher's tokens is hidden, the teacher runs on the visible tokens only
 (cheaper: its attention sees fewer tokens), the student's frames at the visible tokens regress the
 teacher's features there, and the student also reconstructs the masked log-mel frames (the MAE
@@ -25,11 +25,11 @@ frames set to 0 (the normalised mean) rather than dropping them, so any encoder,
 ones included, can be the student; the teacher must be a token encoder.
 
 A once-for-all student (encoder ``kwt_super``, :mod:`pocketear.encoders.supernet`) is trained
-with the sandwich rule (Yu & Huang, "Universally slimmable networks", ICCV 2019, §3.3; BigNAS,
+with the sandwich rule (Yu & Huang, "Universally slimmable networks", ICCV 2019; BigNAS,
 ECCV 2020): each step the largest, the smallest and ``task.random_subnets`` random subnets
-predict the same targets, and the step's loss is their mean (LightHuBERT §2.3 samples one
-subnet per step; the sandwich lowers the variance of the smallest subnets' training). The
-heads take the leading ``dim`` inputs of a narrower subnet, like every shared weight.
+predict the same targets, and the step's loss is their mean. LightHuBERT's own sampling
+schedule is NOT checked here (PAPERS.md §8 records its search space and two-stage distillation
+only). The heads take the leading ``dim`` inputs of a narrower subnet, like every shared weight.
 """
 
 from __future__ import annotations
@@ -263,8 +263,8 @@ class Distill(Task):
     def proxy_loss(self, batch: Batch, subnet: Subnet | None = None) -> float:
         """The distillation loss of unmasked ``batch["clean"]`` (``subnet`` active, if given).
 
-        The label-free score ``pocketear subnet`` ranks subnets by (LightHuBERT §2.4 searches
-        with a held-out proxy too); the supernet is left on its largest subnet.
+        The label-free score ``pocketear subnet`` ranks subnets by; the supernet is left on its
+        largest subnet.
         """
         assert self.teacher is not None
         clean = batch["clean"].unsqueeze(1)

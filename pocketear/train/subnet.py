@@ -1,6 +1,6 @@
 """Pick a subnet of a once-for-all distillation run under a budget and write it standalone.
 
-LightHuBERT (Wang et al. 2022, arXiv 2203.15610, §2.4) searches its supernet for the subnet
+LightHuBERT (Wang et al. 2022, arXiv 2203.15610) searches its supernet for the subnet
 that suits a budget; here the search is exhaustive over the (small) space of ``kwt_super``,
 each subnet under the multiply-add and parameter budgets scored by a label-free proxy: its
 distillation loss against the run's teacher on held-out audio (unaugmented slices, the same
