@@ -76,8 +76,8 @@ def suite_manifests(args: argparse.Namespace) -> tuple[Any, str, Path, Path]:
     base = Path(manifest).parent
     for r in rows:  # absolute paths: the new manifests live in OUT
         r["path"] = str((base / r["path"]).resolve())
-    held = np.random.default_rng(0).permutation(len(rows))[: max(1, len(rows) // 10)]
-    parts = {"pretrain": [r for i, r in enumerate(rows) if i not in set(held)],
+    held = set(np.random.default_rng(0).permutation(len(rows))[: max(1, len(rows) // 10)])
+    parts = {"pretrain": [r for i, r in enumerate(rows) if i not in held],
              "heldout": [rows[i] for i in sorted(held)]}
     paths = []
     for name, part in parts.items():

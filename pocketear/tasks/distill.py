@@ -183,17 +183,17 @@ class Distill(Task):
                                "0 for the teacher's output frames alone (e.g. 4,8,12 or auto)")
         return ids
 
-    def _teacher_layers(self, teacher: Encoder, x: torch.Tensor,
-                        visible: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """The chosen layers' outputs; with ``visible`` (token indices), on those tokens only."""
-        if visible is None:
-            if self.layer_ids == [0]:
-                return [teacher.read_frames(x) if self.cfg.teacher_frames == "readout"
-                        else teacher(x)]
-            outs = teacher.layer_outputs(x)
-            return [outs[i - 1] for i in self.layer_ids]
-        assert isinstance(teacher, TokenEncoder)
-        tokens = teacher.tokenize(x)
+    def _teacher_layers(self, teacher: Encoder, x: torch.Tensor) -> list[torch.Tensor]:
+        """The chosen layers' outputs on every frame of ``x``."""
+        if self.layer_ids == [0]:
+            return [teacher.read_frames(x) if self.cfg.teacher_frames == "readout"
+                    else teacher(x)]
+        outs = teacher.layer_outputs(x)
+        return [outs[i - 1] for i in self.layer_ids]
+
+    def _visible_layers(self, teacher: TokenEncoder, tokens: torch.Tensor,
+                        visible: torch.Tensor) -> list[torch.Tensor]:
+        """The chosen layers' outputs with the blocks run on the ``visible`` tokens only."""
         tokens = tokens.gather(1, visible[..., None].expand(-1, -1, tokens.shape[-1]))
         final, outs = teacher.encode_tokens(tokens, collect="block")
         if teacher.readout.source == "proj" or self.cfg.teacher_frames == "output":
@@ -232,17 +232,22 @@ class Distill(Task):
         x, clean, valid = batch["x"].unsqueeze(1), batch["clean"].unsqueeze(1), batch["valid"]
         visible = hidden = None
         if self.cfg.mask_ratio > 0:
-            assert isinstance(self.teacher, TokenEncoder)
-            stride = self.teacher.token_stride
-            n_tokens = self.teacher.tokenize(clean[:1]).shape[1]
+            teacher = self.teacher
+            assert isinstance(teacher, TokenEncoder)
+            with torch.no_grad():
+                tokens = teacher.tokenize(clean)
+            n_tokens = tokens.shape[1]
             visible = visible_tokens(len(x), n_tokens, self.cfg.mask_ratio, x.device)
             shown = torch.zeros(len(x), n_tokens, dtype=torch.bool, device=x.device)
             shown.scatter_(1, visible, True)
-            token_of = (torch.arange(x.shape[2], device=x.device) // stride).clamp(max=n_tokens - 1)
-            hidden = ~shown[:, token_of]  # (B, T): masked input frames
+            token_of = torch.arange(x.shape[2], device=x.device) // teacher.token_stride
+            hidden = ~shown[:, token_of.clamp(max=n_tokens - 1)]  # (B, T): masked input frames
             x = x.masked_fill(hidden[:, None, :, None], 0.0)
-        with torch.no_grad():
-            targets = self._teacher_layers(self.teacher, clean, visible)
+            with torch.no_grad():
+                targets = self._visible_layers(teacher, tokens, visible)
+        else:
+            with torch.no_grad():
+                targets = self._teacher_layers(self.teacher, clean)
         subnets = self._sandwich()
         total, logs = x.new_zeros(()), {}
         for i, subnet in enumerate(subnets):

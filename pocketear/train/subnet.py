@@ -134,18 +134,13 @@ def write_subnet(run: str | os.PathLike[str], subnet: Subnet, out: str | os.Path
     evaluates and exports like a pretrained run; ``record`` (the search) goes into
     ``subnet.json``.
     """
-    state = load_checkpoint(run)
-    sup = build_encoder(state["config"])
-    assert isinstance(sup, SuperKWT)
-    prefix = "encoder."
-    sup.load_state_dict({k[len(prefix):]: v for k, v in state["task"].items()
-                         if k.startswith(prefix)})
+    frontend, sup, cfg, _ = load_modules(run)
+    if not isinstance(sup, SuperKWT):
+        raise InvalidValue(f"{run}: its encoder is {cfg['encoder']['name']}, not kwt_super")
     kwt = sup.extract(subnet)
-    cfg = copy.deepcopy(state["config"])
-    cfg["encoder"] = {"name": "kwt1", "readout": cfg["encoder"].get("readout"),
-                      **sup.subnet_options(subnet)}
-    if cfg["encoder"]["readout"] is None:
-        del cfg["encoder"]["readout"]
+    cfg = copy.deepcopy(cfg)
+    cfg["encoder"] = {"name": "kwt1", **sup.subnet_options(subnet),
+                      **{k: v for k, v in cfg["encoder"].items() if k == "readout"}}
     resolve(cfg)  # the stored config must build this KWT
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -153,9 +148,9 @@ def write_subnet(run: str | os.PathLike[str], subnet: Subnet, out: str | os.Path
     info = {"from": str(run), "subnet": str(subnet), "params": kwt.params,
             "macs_per_second": kwt.macs_per_second(), **(record or {})}
     save_checkpoint({
-        "version": __version__, "config": cfg, "step": state.get("step", 0),
-        "sample_rate": state.get("sample_rate"), "frontend": state["frontend"],
-        "task": {prefix + k: v for k, v in kwt.state_dict().items()}, "subnet": info,
+        "version": __version__, "config": cfg, "sample_rate": frontend.cfg.sample_rate,
+        "frontend": frontend.state_dict(),
+        "task": {f"encoder.{k}": v for k, v in kwt.state_dict().items()}, "subnet": info,
     }, out / "checkpoints" / "last.pt")
     _, written, _, _ = load_modules(out)  # what evaluate/export will load
     sup.set_active(subnet)
